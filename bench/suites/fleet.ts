@@ -1,0 +1,395 @@
+/**
+ * Fleet rollout: one schema change (the 3 migrations after 0000_store) applied to N tenant
+ * databases (200 by default, `--tenants N`, `--quick` 20) on one embedded Postgres, in one run:
+ *
+ * - project path: the per-tenant work of the fleet queue consumer, `migrateDatabase(neon(url),
+ *   bundle)` over the SQL-over-HTTP gateway (one transaction + advisory lock + ledger row per
+ *   migration), `--concurrency` tenants at once (default 16);
+ * - baseline: a serial loop of drizzle-orm's own `migrate()` over node-postgres, one `pg.Client` per
+ *   tenant, with the real migrations/ folder (how Neon's database-per-tenant reference repo rolls
+ *   a change out).
+ *
+ * `--rtt MS` (default 0) models a network between the migrating side and the database: every HTTP
+ * request to the gateway waits MS first (a Worker calling Neon's HTTP endpoint in the database's
+ * region: one round trip per request), and the baseline's pg connections go through a TCP relay
+ * that holds every chunk MS/2 in each direction (an operator's loop calling the database: one round
+ * trip per protocol exchange; the TCP and TLS handshakes are not modelled, which favours the
+ * baseline). With the default 0, everything is on loopback.
+ *
+ * Each path gets its own set of N databases, created first and brought to 0000_store by the same
+ * tool that later migrates it, so both start from the same schema. Afterwards every database of
+ * both sets is checked for the three changes and its ledger. The databases live in a throwaway
+ * cluster that is deleted when the stack stops (with DATABASE_URL they are dropped instead).
+ */
+import { readFileSync } from "node:fs";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { neon, neonConfig } from "@neondatabase/serverless";
+import { drizzle } from "drizzle-orm/node-postgres";
+import { migrate } from "drizzle-orm/node-postgres/migrator";
+import pg from "pg";
+import { projectRoot } from "../../src/dev/config.ts";
+import { startLocalStack } from "../../src/dev/stack.ts";
+import { migrations } from "../../src/generated/migrations.ts";
+import { migrateDatabase } from "../../src/shared/migrations.ts";
+import {
+  type BenchContext,
+  flagValue,
+  type Measurement,
+  percentile,
+  positiveIntFlag,
+  ratio,
+  type Suite,
+  type SuiteResult,
+} from "../lib.ts";
+
+const MIGRATIONS_DIR = join(projectRoot, "migrations");
+/** Tenants migrated at once on the project path (the run's `concurrency`). */
+const DEFAULT_CONCURRENCY = 16;
+/** Databases created and prepared at once (setup, untimed). */
+const SETUP_CONCURRENCY = 8;
+
+/** Runs `task` over `items`, `concurrency` at once. */
+async function pool<T>(items: readonly T[], concurrency: number, task: (item: T, index: number) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next;
+      next += 1;
+      await task(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+}
+
+/** A folder drizzle's migrator reads: the first journal entry and its SQL file only. */
+async function firstMigrationFolder(): Promise<string> {
+  const journal = JSON.parse(await readFile(join(MIGRATIONS_DIR, "meta", "_journal.json"), "utf8")) as {
+    entries: { tag: string }[];
+  };
+  const first = journal.entries[0];
+  if (!first || first.tag !== migrations[0]?.name) {
+    throw new Error("migrations/meta/_journal.json and the bundle disagree on the first migration");
+  }
+  const dir = await mkdtemp(join(tmpdir(), "tenantry-bench-fleet-"));
+  await mkdir(join(dir, "meta"));
+  await copyFile(join(MIGRATIONS_DIR, `${first.tag}.sql`), join(dir, `${first.tag}.sql`));
+  await writeFile(join(dir, "meta", "_journal.json"), JSON.stringify({ ...journal, entries: [first] }, null, 2));
+  return dir;
+}
+
+async function drizzleMigrate(url: string, migrationsFolder: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await migrate(drizzle({ client }), { migrationsFolder });
+  } finally {
+    await client.end();
+  }
+}
+
+/** A delay in ms, 0..1000 (0 when absent). */
+function msFlag(ctx: BenchContext, name: string): number {
+  const value = flagValue(ctx, name);
+  if (value === undefined) return 0;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 1_000) throw new Error(`--${name} must be 0..1000 ms, got ${String(value)}`);
+  return n;
+}
+
+/** A TCP relay to `port` that holds every chunk `delayMs` in each direction (order is kept). */
+async function startDelayRelay(
+  host: string,
+  port: number,
+  delayMs: number,
+): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const pipe = (from: Socket, to: Socket) => {
+    from.on("data", (chunk) => setTimeout(() => to.write(chunk), delayMs));
+    from.on("end", () => setTimeout(() => to.end(), delayMs));
+    from.on("error", () => to.destroy());
+    from.on("close", () => setTimeout(() => to.destroy(), delayMs + 1));
+  };
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host, port });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.setNoDelay(true);
+    }
+    pipe(client, upstream);
+    pipe(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (!address || typeof address === "string") throw new Error("the relay has no port");
+  return {
+    port: address.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Busy and total CPU time of the whole machine (every process, not only ours), in ticks; Linux only. */
+function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    const total = fields.reduce((a, b) => a + b, 0);
+    return total > 0 ? { busy: total - idle, total } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU of this process (the migrating client and the in-process gateway), and of the machine. */
+function cpuSnapshot() {
+  const own = process.cpuUsage();
+  return { nodeMs: (own.user + own.system) / 1000, machine: machineCpu() };
+}
+
+interface CpuFigures {
+  /** This process (migrating client and the gateway), ms per tenant. */
+  readonly nodeMsPerTenant: number;
+  /** Share of all cores busy, every process on the machine included (0–1). */
+  readonly machineBusy: number | undefined;
+}
+
+function cpuBetween(
+  before: ReturnType<typeof cpuSnapshot>,
+  after: ReturnType<typeof cpuSnapshot>,
+  tenants: number,
+): CpuFigures {
+  const { machine: m0 } = before;
+  const { machine: m1 } = after;
+  return {
+    nodeMsPerTenant: (after.nodeMs - before.nodeMs) / tenants,
+    machineBusy: m0 && m1 && m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : undefined,
+  };
+}
+
+interface Timed {
+  readonly measurement: Measurement;
+  readonly wallMs: number;
+  readonly failed: number;
+  readonly firstError: string | undefined;
+  readonly cpu: CpuFigures;
+}
+
+/** Times `work` over every tenant, `concurrency` at once; a failing tenant is counted, not fatal. */
+async function timeRollout(
+  urls: readonly string[],
+  concurrency: number,
+  work: (url: string) => Promise<unknown>,
+): Promise<Timed> {
+  const times: number[] = [];
+  let failed = 0;
+  let firstError: string | undefined;
+  const cpuBefore = cpuSnapshot();
+  const started = performance.now();
+  await pool(urls, concurrency, async (url) => {
+    const t0 = performance.now();
+    try {
+      await work(url);
+      times.push(performance.now() - t0);
+    } catch (error) {
+      failed += 1;
+      firstError ??= error instanceof Error ? error.message : String(error);
+    }
+  });
+  const wallMs = performance.now() - started;
+  const cpu = cpuBetween(cpuBefore, cpuSnapshot(), urls.length);
+  const round = (value: number) => Math.round(value * 1000) / 1000;
+  const sum = times.reduce((a, b) => a + b, 0);
+  return {
+    wallMs,
+    failed,
+    firstError,
+    cpu,
+    measurement: {
+      iterations: times.length,
+      concurrency,
+      p50: round(percentile(times, 50)),
+      p99: round(percentile(times, 99)),
+      mean: round(sum / Math.max(1, times.length)),
+      min: round(times.length ? Math.min(...times) : Number.NaN),
+      max: round(times.length ? Math.max(...times) : Number.NaN),
+      opsPerSec: Math.round((times.length / wallMs) * 1000),
+    },
+  };
+}
+
+/** The three changes after 0000_store, and the ledger rows, as one query. */
+const VERIFY_SQL = (ledger: string) => `SELECT
+  (SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products' AND column_name = 'image_url')
+  + (SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'orders' AND column_name = 'note')
+  + (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname = 'order_items_product_idx') AS changes,
+  (SELECT count(*) FROM ${ledger}) AS ledger`;
+
+function cpuFigures(label: string, timed: Timed): Record<string, number> {
+  const round1 = (value: number) => Math.round(value * 10) / 10;
+  const { nodeMsPerTenant, machineBusy } = timed.cpu;
+  return {
+    [`${label} Node CPU ms per tenant (this process)`]: round1(nodeMsPerTenant),
+    ...(machineBusy === undefined
+      ? {}
+      : {
+          [`${label} machine busy, all processes (1 = all ${cpus().length} cores)`]:
+            Math.round(machineBusy * 100) / 100,
+        }),
+  };
+}
+
+async function run(ctx: BenchContext): Promise<SuiteResult> {
+  const tenants = positiveIntFlag(ctx, "tenants") ?? (ctx.quick ? 20 : 200);
+  const concurrency = positiveIntFlag(ctx, "concurrency") ?? DEFAULT_CONCURRENCY;
+  if (concurrency > 80) throw new Error("--concurrency above 80 would exceed the cluster's 200 connections");
+  const rtt = msFlag(ctx, "rtt");
+  const newMigrations = migrations.length - 1;
+
+  ctx.log("starting Postgres and the gateway");
+  // Per tenant one connection at a time (its requests are sequential); idle pools close fast so
+  // no tenant starts its timed rollout on a connection left warm by the setup.
+  const stack = await startLocalStack({
+    gateway: { port: 0, maxTotal: concurrency * 2 + 16, maxPerPool: 2, idleMs: 1_000 },
+  });
+  neonConfig.fetchEndpoint = stack.gateway.url;
+  const admin = new pg.Pool({ connectionString: stack.postgres.url, max: SETUP_CONCURRENCY });
+  // An idle setup connection the server drops must not end the process; the next query reports it.
+  admin.on("error", () => {});
+  const firstOnly = await firstMigrationFolder();
+  const relay = rtt > 0 ? await startDelayRelay(stack.postgres.host, stack.postgres.port, rtt / 2) : undefined;
+  /** The baseline's connection string: through the relay when a network is modelled. */
+  const remoteUrl = (database: string) => {
+    const url = new URL(stack.postgres.urlFor(database));
+    if (relay) {
+      url.hostname = "127.0.0.1";
+      url.port = String(relay.port);
+    }
+    return url.toString();
+  };
+  const names = (set: string) =>
+    Array.from({ length: tenants }, (_, i) => `fleet_${set}_${String(i + 1).padStart(5, "0")}`);
+  const setA = names("a");
+  const setB = names("b");
+  const created: string[] = [];
+  try {
+    ctx.log(`creating ${tenants * 2} tenant databases at ${migrations[0]?.name} (${SETUP_CONCURRENCY} at once)`);
+    const setupStarted = performance.now();
+    const jobs = setA.flatMap((a, i) => [
+      { database: a, set: "a" as const },
+      { database: setB[i] as string, set: "b" as const },
+    ]);
+    await pool(jobs, SETUP_CONCURRENCY, async ({ database, set }) => {
+      await admin.query(`CREATE DATABASE ${database}`);
+      created.push(database);
+      const url = stack.postgres.urlFor(database);
+      if (set === "a") await migrateDatabase(neon(url), migrations.slice(0, 1));
+      else await drizzleMigrate(url, firstOnly);
+    });
+    ctx.log(`setup took ${((performance.now() - setupStarted) / 1000).toFixed(1)} s`);
+
+    const settle = async () => {
+      // No warm gateway connection left from the setup, dirty pages written out.
+      const deadline = Date.now() + 10_000;
+      while (stack.gateway.stats().open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await admin.query("CHECKPOINT");
+    };
+
+    await settle();
+    if (rtt > 0) {
+      // From here on, every HTTP request to the gateway first waits one round trip.
+      neonConfig.fetchFunction = async (input: string | URL | Request, init?: RequestInit) => {
+        await new Promise((resolve) => setTimeout(resolve, rtt));
+        return fetch(input, init);
+      };
+    }
+    const network = rtt > 0 ? `, simulated round trip ${rtt} ms` : "";
+    ctx.log(
+      `project path: migrateDatabase(neon()) via the gateway, ${tenants} tenants, ${concurrency} at once${network}`,
+    );
+    const project = await timeRollout(
+      setA.map((db) => stack.postgres.urlFor(db)),
+      concurrency,
+      (url) => migrateDatabase(neon(url), migrations),
+    );
+    await settle();
+    ctx.log(`baseline: drizzle migrate() over pg, ${tenants} tenants, one after another${network}`);
+    const baseline = await timeRollout(
+      setB.map((db) => remoteUrl(db)),
+      1,
+      (url) => drizzleMigrate(url, MIGRATIONS_DIR),
+    );
+
+    ctx.log("verifying every tenant database of both sets");
+    const wrong: string[] = [];
+    await pool([...setA, ...setB], SETUP_CONCURRENCY, async (database) => {
+      const client = new pg.Client({ connectionString: stack.postgres.urlFor(database) });
+      await client.connect();
+      try {
+        const ledger = database.startsWith("fleet_a_") ? "tenantry.migrations" : "drizzle.__drizzle_migrations";
+        const { rows } = await client.query<{ changes: string; ledger: string }>(VERIFY_SQL(ledger));
+        const row = rows[0];
+        if (Number(row?.changes) !== newMigrations || Number(row?.ledger) !== migrations.length) {
+          wrong.push(`${database} (changes ${row?.changes}, ledger rows ${row?.ledger})`);
+        }
+      } finally {
+        await client.end();
+      }
+    });
+    if (wrong.length > 0) ctx.log(`NOT migrated: ${wrong.slice(0, 5).join(", ")}${wrong.length > 5 ? " …" : ""}`);
+    if (project.firstError) ctx.log(`project path, first error: ${project.firstError}`);
+    if (baseline.firstError) ctx.log(`baseline, first error: ${baseline.firstError}`);
+
+    const perSecond = (t: Timed) => Math.round(((tenants - t.failed) / t.wallMs) * 1000 * 10) / 10;
+    const projectName = `project path · ${tenants} tenants, ${concurrency} at once (per tenant)`;
+    const baselineName = `drizzle migrate() serial loop · ${tenants} tenants (per tenant)`;
+    return {
+      measurements: { [projectName]: project.measurement, [baselineName]: baseline.measurement },
+      derived: {
+        tenants,
+        "migrations per tenant": newMigrations,
+        "project path concurrency": concurrency,
+        "simulated network round trip (ms)": rtt,
+        "project path wall time (s)": Math.round(project.wallMs) / 1000,
+        "baseline wall time (s)": Math.round(baseline.wallMs) / 1000,
+        "project path tenants/s": perSecond(project),
+        "baseline tenants/s": perSecond(baseline),
+        "speed-up (baseline wall / project wall)": ratio(baseline.wallMs, project.wallMs),
+        "failed tenants (project path)": project.failed,
+        "failed tenants (baseline)": baseline.failed,
+        "tenants not at the latest schema after the run": wrong.length,
+        ...cpuFigures("project path", project),
+        ...cpuFigures("baseline", baseline),
+      },
+    };
+  } finally {
+    neonConfig.fetchFunction = undefined;
+    await relay?.close();
+    await rm(firstOnly, { recursive: true, force: true }).catch(() => {});
+    // The gateway goes first so its pool connections to the tenant databases are closed.
+    await stack.gateway.close();
+    if (process.env.DATABASE_URL) {
+      ctx.log(`dropping ${created.length} databases`);
+      await pool(created, SETUP_CONCURRENCY, async (database) => {
+        await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
+      });
+    }
+    await admin.end().catch(() => {});
+    ctx.log("stopping the stack");
+    await stack.stop();
+  }
+}
+
+const suite: Suite = {
+  name: "fleet",
+  description: "one 3-migration rollout to N tenant databases: project path vs a serial drizzle migrate() loop",
+  run,
+};
+
+export default suite;

@@ -1,0 +1,204 @@
+/**
+ * The edge router's cost: GET /api/products through the full Worker (host → isolate cache/KV →
+ * decrypt → drizzle(neon) → gateway → Postgres) against a baseline Worker running the same query on a
+ * fixed connection string with nothing else, both under `wrangler dev`, in one run. Also counts KV
+ * reads per 1,000 warm requests (from the router's Server-Timing `resolve` entry).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent, request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { neonConfig } from "@neondatabase/serverless";
+import { getPlatformProxy } from "wrangler";
+import { projectRoot, WRANGLER_ENV } from "../../src/dev/config.ts";
+import { freePort } from "../../src/dev/postgres.ts";
+import { DEMO_TENANTS, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
+import { startLocalStack } from "../../src/dev/stack.ts";
+import { generateKey } from "../../src/worker/crypto/secrets.ts";
+import { type BenchContext, measure, positiveIntFlag, ratio, type Suite, type SuiteResult } from "../lib.ts";
+
+const WRANGLER = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
+
+function startWrangler(args: string[], vars: Record<string, string>, log: (line: string) => void): ChildProcess {
+  const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  const child = spawn(process.execPath, [WRANGLER, "dev", "--ip", "127.0.0.1", ...args, ...varArgs], {
+    cwd: projectRoot,
+    env: { ...process.env, ...WRANGLER_ENV },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    const text = chunk.toString();
+    if (/error/i.test(text)) log(text.trim());
+  });
+  child.stdout?.resume();
+  return child;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+
+/** GET with an explicit Host header (Node's fetch drops it, and *.localhost does not resolve in Node). */
+function get(port: number, host: string, path: string): Promise<{ status: number; timing: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: "127.0.0.1", port, path, agent, headers: { host: `${host}:${port}` } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          timing: String(res.headers["server-timing"] ?? ""),
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+async function waitReady(port: number, host: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
+    try {
+      const response = await get(port, host, "/healthz");
+      if (response.status > 0) return;
+    } catch {
+      // not yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`wrangler dev on ${port} did not start`);
+}
+
+async function run(ctx: BenchContext): Promise<SuiteResult> {
+  const plan = ctx.quick ? { iterations: 300, warmup: 50 } : { iterations: 3_000, warmup: 300 };
+  const concurrency = positiveIntFlag(ctx, "concurrency") ?? 4;
+  ctx.log("starting Postgres and the gateway");
+  const stack = await startLocalStack({ gateway: { port: 0 } });
+  neonConfig.fetchEndpoint = stack.gateway.url;
+  const persist = await mkdtemp(join(tmpdir(), "tenantry-bench-kv-"));
+  const children: ChildProcess[] = [];
+  try {
+    const keys = `k1:${generateKey()}`;
+    const acme = DEMO_TENANTS.filter((t) => t.slug === "acme");
+    const [seeded] = await seedDemoTenants({
+      adminUrl: stack.postgres.url,
+      encryptionKeys: keys,
+      kv: memoryKv(),
+      tenants: acme,
+    });
+    if (!seeded) throw new Error("seeding acme failed");
+
+    const proxy = await getPlatformProxy<{ TENANTS: { put(key: string, value: string): Promise<void> } }>({
+      configPath: join(projectRoot, "wrangler.jsonc"),
+      persist: { path: join(persist, "v3") },
+      remoteBindings: false,
+    });
+    for (const { key, value } of seeded.kv) await proxy.env.TENANTS.put(key, value);
+    await proxy.dispose();
+
+    const [routerPort, baselinePort, inspectorA, inspectorB] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    ctx.log(`starting the router (:${routerPort}) and the baseline Worker (:${baselinePort}) under wrangler dev`);
+    const common = { NEON_FETCH_ENDPOINT: stack.gateway.url, LOG_LEVEL: "warn" };
+    const router = startWrangler(
+      ["--port", String(routerPort), "--inspector-port", String(inspectorA), "--persist-to", persist],
+      { ...common, JWT_SECRET: randomBytes(32).toString("hex"), DB_ENCRYPTION_KEYS: keys },
+      ctx.log,
+    );
+    const baseline = startWrangler(
+      [
+        "--config",
+        join(projectRoot, "bench", "baseline", "wrangler.jsonc"),
+        "--port",
+        String(baselinePort),
+        "--inspector-port",
+        String(inspectorB),
+      ],
+      { ...common, DATABASE_URL: seeded.url },
+      ctx.log,
+    );
+    children.push(router, baseline);
+    await Promise.all([
+      waitReady(routerPort, "acme.localhost", router),
+      waitReady(baselinePort, "localhost", baseline),
+    ]);
+
+    const check =
+      (what: string) =>
+      <R extends { status: number; body: string }>(response: R): R => {
+        if (response.status !== 200 || !response.body.includes("ACME-ANVIL")) {
+          throw new Error(`${what} answered ${response.status}: ${response.body.slice(0, 200)}`);
+        }
+        return response;
+      };
+    let kvReads = 0;
+    let routerRequests = 0;
+    const viaRouter = () =>
+      get(routerPort, "acme.localhost", "/api/products")
+        .then(check("router"))
+        .then((response) => {
+          routerRequests += 1;
+          if (response.timing.includes("resolve;") && response.timing.includes('desc="kv"')) kvReads += 1;
+        });
+    const viaBaseline = () => get(baselinePort, "localhost", "/").then(check("baseline"));
+
+    // Warm both, then alternate rounds so drift on a shared 2-core machine hits both alike.
+    ctx.log(`warming up (${plan.warmup} requests each)`);
+    await measure(viaBaseline, { iterations: plan.warmup, concurrency });
+    await measure(viaRouter, { iterations: plan.warmup, concurrency });
+    kvReads = 0;
+    routerRequests = 0;
+    const half = Math.floor(plan.iterations / 2);
+    ctx.log(`measuring ${plan.iterations} requests each, ${concurrency} in flight`);
+    const b1 = await measure(viaBaseline, { iterations: half, concurrency });
+    const r1 = await measure(viaRouter, { iterations: half, concurrency });
+    const b2 = await measure(viaBaseline, { iterations: half, concurrency });
+    const r2 = await measure(viaRouter, { iterations: half, concurrency });
+    const pick = (a: typeof b1, b: typeof b1) => (a.opsPerSec >= b.opsPerSec ? a : b);
+    const routerBest = pick(r1, r2);
+    const baselineBest = pick(b1, b2);
+    const mean = (a: number, b: number) => Math.round((a + b) / 2);
+    const routerRps = mean(r1.opsPerSec, r2.opsPerSec);
+    const baselineRps = mean(b1.opsPerSec, b2.opsPerSec);
+    return {
+      measurements: {
+        "GET /api/products · router (round 1)": r1,
+        "GET /api/products · router (round 2)": r2,
+        "same query · baseline Worker (round 1)": b1,
+        "same query · baseline Worker (round 2)": b2,
+      },
+      derived: {
+        "router req/s (mean of rounds)": routerRps,
+        "baseline req/s (mean of rounds)": baselineRps,
+        "router/baseline throughput": ratio(routerRps, baselineRps),
+        "router p50 / baseline p50 (best rounds)": ratio(routerBest.p50, baselineBest.p50),
+        "KV reads per 1,000 warm requests": Math.round((kvReads / Math.max(1, routerRequests)) * 1000 * 100) / 100,
+        "warm router requests counted": routerRequests,
+        concurrency,
+      },
+    };
+  } finally {
+    for (const child of children) child.kill("SIGTERM");
+    await Promise.all(
+      children.map((child) => (child.exitCode === null ? new Promise((r) => child.once("exit", r)) : undefined)),
+    );
+    agent.destroy();
+    await stack.stop();
+    await rm(persist, { recursive: true, force: true });
+  }
+}
+
+const suite: Suite = {
+  name: "router",
+  description: "GET /api/products through the full edge router vs a baseline Worker (wrangler dev)",
+  run,
+};
+export default suite;

@@ -1,0 +1,149 @@
+/**
+ * `npm run dev`: the whole product locally, in one command.
+ *
+ * embedded Postgres (data in .tenantry/postgres) → gateway on 127.0.0.1:4444 → demo tenants acme and
+ * globex (own database, own role, own products, encrypted KV records) → `wrangler dev` on
+ * 127.0.0.1:8787. Idempotent: a second run reuses the data and rewrites the KV records.
+ * Ctrl-C stops wrangler, then the gateway, then Postgres.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { neonConfig } from "@neondatabase/serverless";
+import { getPlatformProxy } from "wrangler";
+import { type KvStore, reconcile } from "../control/service.ts";
+import { mintTenantToken } from "../shared/tokens.ts";
+import { ensureDevVars, projectRoot, WRANGLER_ENV, wranglerVars } from "./config.ts";
+import { DEMO_TENANTS, ensureControlDatabase, type SeededTenant, seedDemoTenants, seedDeps } from "./seed.ts";
+import { startLocalStack } from "./stack.ts";
+
+// Keep wrangler offline and quiet even when started without the npm script.
+Object.assign(process.env, WRANGLER_ENV);
+
+const WORKER_PORT = Number(process.env.PORT ?? 8787);
+const GATEWAY_PORT = Number(process.env.GATEWAY_PORT ?? 4444);
+const PG_PORT = Number(process.env.TENANTRY_PG_PORT ?? 54320);
+const dataDir = join(process.env.TENANTRY_DATA_DIR ?? join(projectRoot, ".tenantry", "postgres"), "data");
+
+const step = (text: string) => console.log(`• ${text}`);
+
+async function waitForWorker(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}`);
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`wrangler dev did not answer ${url} within ${timeoutMs} ms`);
+}
+
+step(
+  `starting Postgres${process.env.DATABASE_URL ? " (DATABASE_URL)" : ` (embedded, data in ${dataDir})`} and the gateway`,
+);
+const stack = await startLocalStack({ dataDir, postgresPort: PG_PORT, gateway: { port: GATEWAY_PORT } });
+neonConfig.fetchEndpoint = stack.gateway.url;
+let wrangler: ChildProcess | undefined;
+let stopping = false;
+
+async function stop(code: number): Promise<never> {
+  if (!stopping) {
+    stopping = true;
+    if (wrangler && wrangler.exitCode === null) {
+      const exited = new Promise((resolve) => wrangler?.once("exit", resolve));
+      wrangler.kill("SIGTERM");
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5_000))]);
+    }
+    await stack.stop().catch(() => undefined);
+  }
+  process.exit(code);
+}
+process.on("SIGINT", () => void stop(0));
+process.on("SIGTERM", () => void stop(0));
+
+try {
+  const controlUrl = await ensureControlDatabase(stack.postgres.url);
+  const vars = ensureDevVars({
+    NEON_FETCH_ENDPOINT: stack.gateway.url,
+    CONTROL_DATABASE_URL: controlUrl,
+    LOCAL_PROVISIONER_URL: stack.postgres.url,
+  });
+  const encryptionKeys = vars.DB_ENCRYPTION_KEYS as string;
+
+  step(`onboarding demo tenants through the control plane: ${DEMO_TENANTS.map((t) => t.slug).join(", ")}`);
+  // The seed writes straight into the local KV that wrangler dev will serve from.
+  const proxy = await getPlatformProxy<{ TENANTS: KvStore }>({
+    configPath: join(projectRoot, "wrangler.jsonc"),
+    remoteBindings: false,
+  });
+  let seeded: SeededTenant[];
+  try {
+    seeded = await seedDemoTenants({ adminUrl: stack.postgres.url, controlUrl, encryptionKeys, kv: proxy.env.TENANTS });
+    const report = await reconcile(seedDeps(stack.postgres.url, controlUrl, encryptionKeys, proxy.env.TENANTS));
+    step(
+      `KV reconciled with the control database: ${report.checked} records, ${report.missing} missing, ${report.stale} stale, ${report.orphan} orphan`,
+    );
+  } finally {
+    await proxy.dispose();
+  }
+
+  step(`starting wrangler dev on http://127.0.0.1:${WORKER_PORT}`);
+  wrangler = spawn(
+    process.execPath,
+    [
+      join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js"),
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(WORKER_PORT),
+      "--test-scheduled",
+    ],
+    { cwd: projectRoot, env: { ...process.env, ...WRANGLER_ENV }, stdio: ["ignore", "inherit", "inherit"] },
+  );
+  wrangler.on("exit", (code) => {
+    if (!stopping) {
+      console.error(`wrangler dev exited (${code ?? "signal"}); stopping.`);
+      void stop(code ?? 1);
+    }
+  });
+  await waitForWorker(`http://127.0.0.1:${WORKER_PORT}/healthz`, wrangler, 60_000);
+
+  const { JWT_ISSUER = "", JWT_AUDIENCE = "" } = wranglerVars();
+  const tokens = await Promise.all(
+    seeded.map((t) =>
+      mintTenantToken({
+        secret: vars.JWT_SECRET as string,
+        issuer: JWT_ISSUER,
+        audience: JWT_AUDIENCE,
+        tenant: t.slug,
+        sub: "alice",
+        ttlSeconds: 86_400,
+      }),
+    ),
+  );
+  const [acmeToken, globexToken] = tokens;
+  const base = `:${WORKER_PORT}`;
+  console.log(`
+Tenantry is running.
+  Worker    http://127.0.0.1${base}   (tenants: ${seeded.map((t) => `http://${t.kv.find((e) => e.key.startsWith("host:"))?.key.slice(5) ?? t.slug}${base}`).join(", ")})
+  Gateway   ${stack.gateway.url}
+  Postgres  ${stack.postgres.url.replace(/:[^:@/]+@/, ":****@")}
+
+Try it (tokens are valid for 24 h; mint more with: npx tenantry token --tenant acme --sub alice):
+  curl http://acme.localhost${base}/api/products
+  curl http://globex.localhost${base}/api/products
+  export ACME_TOKEN=${acmeToken}
+  export GLOBEX_TOKEN=${globexToken}
+  curl -X POST -H "Authorization: Bearer $ACME_TOKEN" http://acme.localhost${base}/api/carts
+  curl -H "Authorization: Bearer $ACME_TOKEN" http://globex.localhost${base}/api/carts/<cart id>   # 403 tenant_mismatch
+  curl -H "Authorization: Bearer $GLOBEX_TOKEN" http://globex.localhost${base}/api/carts/<cart id>  # 404: acme's cart is not in globex's database
+
+Ctrl-C to stop.`);
+} catch (error) {
+  console.error(`npm run dev failed: ${error instanceof Error ? error.message : String(error)}`);
+  await stop(1);
+}

@@ -1,0 +1,241 @@
+/**
+ * Applying bundled migrations to one tenant database over Neon's HTTP driver (runs in the Worker
+ * and in Node). Each migration is one batch transaction holding a transaction-level advisory lock,
+ * its ledger row and its statements: a duplicate or concurrent run is a no-op, a failure leaves
+ * nothing behind, and a ledger checksum that differs from the bundle is drift, never "fixed".
+ */
+import type { NeonQueryFunction } from "@neondatabase/serverless";
+
+export interface Migration {
+  readonly name: string;
+  /** sha256 of the migration file as generated. */
+  readonly checksum: string;
+  readonly statements: readonly string[];
+  /** Statements that undo it, from `<name>.down.sql`, or null when it has none. */
+  readonly down: readonly string[] | null;
+}
+
+export type MigrationBundle = readonly Migration[];
+
+export type Sql = NeonQueryFunction<false, false>;
+
+/**
+ * Ledger table inside every tenant database, in its own schema: tenant app roles get no USAGE on
+ * it, so the app can neither read nor forge migration history.
+ */
+export const LEDGER_SCHEMA = "tenantry";
+export const LEDGER_TABLE = `${LEDGER_SCHEMA}.migrations`;
+/** Serialises migration work on one database (pg_advisory_xact_lock key). */
+export const MIGRATION_LOCK_KEY = "7394528117712213";
+
+export class MigrationDriftError extends Error {
+  override readonly name = "MigrationDriftError";
+  constructor(
+    readonly migration: string,
+    readonly expected: string,
+    readonly found: string,
+  ) {
+    super(`migration ${migration} was applied with a different checksum than the bundle's`);
+  }
+}
+
+export interface AppliedMigration {
+  readonly name: string;
+  readonly checksum: string;
+}
+
+export interface MigrateResult {
+  readonly applied: readonly string[];
+  readonly alreadyApplied: readonly string[];
+  /** Latest migration name in the database after the run, or null for none. */
+  readonly version: string | null;
+}
+
+const isUniqueViolation = (error: unknown) =>
+  typeof error === "object" && error !== null && "code" in error && (error as { code: unknown }).code === "23505";
+
+async function ensureLedger(sql: Sql): Promise<void> {
+  await sql.transaction([
+    sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
+    sql.query(`CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA}`),
+    sql.query(
+      `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    ),
+  ]);
+}
+
+export async function appliedMigrations(sql: Sql): Promise<AppliedMigration[]> {
+  // A database never migrated has no ledger yet: that is "nothing applied", not an error.
+  const [exists] = await sql.query(`SELECT to_regclass('${LEDGER_TABLE}') IS NOT NULL AS present`);
+  if (!(exists as { present?: boolean } | undefined)?.present) return [];
+  const rows = await sql.query(`SELECT name, checksum FROM ${LEDGER_TABLE} ORDER BY name`);
+  return rows as AppliedMigration[];
+}
+
+/** Compares the ledger with the bundle: throws MigrationDriftError on a checksum mismatch. */
+export function pendingMigrations(bundle: MigrationBundle, applied: readonly AppliedMigration[]): Migration[] {
+  const done = new Map(applied.map((row) => [row.name, row.checksum]));
+  for (const migration of bundle) {
+    const found = done.get(migration.name);
+    if (found !== undefined && found !== migration.checksum) {
+      throw new MigrationDriftError(migration.name, migration.checksum, found);
+    }
+  }
+  return bundle.filter((migration) => !done.has(migration.name));
+}
+
+/** Applies every pending migration of `bundle` (up to `target` when given), in order. */
+export async function migrateDatabase(sql: Sql, bundle: MigrationBundle, target?: string): Promise<MigrateResult> {
+  await ensureLedger(sql);
+  const upTo = target === undefined ? bundle.length : bundle.findIndex((m) => m.name === target) + 1;
+  if (upTo === 0) throw new Error(`unknown target migration ${target}`);
+  const wanted = bundle.slice(0, upTo);
+  const pending = pendingMigrations(wanted, await appliedMigrations(sql));
+  const applied: string[] = [];
+  for (const migration of pending) {
+    try {
+      await sql.transaction([
+        sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
+        sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]),
+        ...migration.statements.map((statement) => sql.query(statement)),
+      ]);
+      applied.push(migration.name);
+    } catch (error) {
+      // Another run applied it between our read and our batch: its ledger row won the race.
+      if (!isUniqueViolation(error) || !(await isApplied(sql, migration))) throw error;
+    }
+  }
+  const last = wanted.at(-1)?.name ?? null;
+  return {
+    applied,
+    alreadyApplied: wanted.filter((m) => !applied.includes(m.name)).map((m) => m.name),
+    version: last,
+  };
+}
+
+async function isApplied(sql: Sql, migration: Migration): Promise<boolean> {
+  const rows = await sql.query(`SELECT checksum FROM ${LEDGER_TABLE} WHERE name = $1`, [migration.name]);
+  const found = (rows[0] as { checksum?: string } | undefined)?.checksum;
+  if (found !== undefined && found !== migration.checksum) {
+    throw new MigrationDriftError(migration.name, migration.checksum, found);
+  }
+  return found !== undefined;
+}
+
+/** SQLSTATE raised on purpose at the end of a dry run, so Postgres rolls everything back. */
+export const DRY_RUN_SQLSTATE = "TNDRY";
+const RAISE_DRY_RUN = `DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '${DRY_RUN_SQLSTATE}', MESSAGE = 'tenantry dry run: rolled back'; END $$`;
+const LEDGER_DDL = [
+  `CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA}`,
+  `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+];
+
+const codeOf = (error: unknown) =>
+  typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+
+/**
+ * Dry run: every pending migration (up to `target`) applied with its ledger row in ONE batch that
+ * ends by raising on purpose, so Postgres rolls it all back. Resolves with what would be applied;
+ * rejects with the error of the statement that would fail. Changes nothing, even the ledger.
+ */
+export async function dryRunMigrations(sql: Sql, bundle: MigrationBundle, target?: string): Promise<MigrateResult> {
+  const upTo = target === undefined ? bundle.length : bundle.findIndex((m) => m.name === target) + 1;
+  if (upTo === 0) throw new Error(`unknown target migration ${target}`);
+  const wanted = bundle.slice(0, upTo);
+  const pending = pendingMigrations(wanted, await appliedMigrations(sql));
+  if (pending.length > 0) {
+    try {
+      await sql.transaction([
+        sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
+        ...LEDGER_DDL.map((statement) => sql.query(statement)),
+        ...pending.flatMap((migration) => [
+          sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [
+            migration.name,
+            migration.checksum,
+          ]),
+          ...migration.statements.map((statement) => sql.query(statement)),
+        ]),
+        sql.query(RAISE_DRY_RUN),
+      ]);
+    } catch (error) {
+      if (codeOf(error) !== DRY_RUN_SQLSTATE) throw error;
+    }
+  }
+  return {
+    applied: pending.map((m) => m.name),
+    alreadyApplied: wanted.filter((m) => !pending.includes(m)).map((m) => m.name),
+    version: wanted.at(-1)?.name ?? null,
+  };
+}
+
+export interface RollbackResult {
+  readonly rolledBack: readonly string[];
+  /** Latest migration still applied afterwards, or null. */
+  readonly version: string | null;
+}
+
+/** The last `steps` applied migrations, newest first; each must have a down file. */
+export function planRollback(
+  bundle: MigrationBundle,
+  applied: readonly AppliedMigration[],
+  steps: number,
+): Migration[] {
+  pendingMigrations(bundle, applied); // throws on drift
+  const byName = new Map(bundle.map((m) => [m.name, m]));
+  return [...applied]
+    .sort((a, b) => (a.name < b.name ? 1 : -1))
+    .slice(0, steps)
+    .map((row) => {
+      const migration = byName.get(row.name);
+      if (!migration) throw new Error(`migration ${row.name} is applied but not in the bundle`);
+      if (!migration.down) throw new Error(`migration ${row.name} has no down file`);
+      return migration;
+    });
+}
+
+/**
+ * Rolls back the last `steps` migrations, each in one batch with its ledger row removal. A batch
+ * first proves its ledger row is still there (division by zero otherwise), so a duplicate or
+ * concurrent rollback is a no-op. With `dryRun`, all of it runs in one batch that is rolled back.
+ */
+export async function rollbackMigrations(
+  sql: Sql,
+  bundle: MigrationBundle,
+  steps: number,
+  dryRun = false,
+): Promise<RollbackResult> {
+  const applied = await appliedMigrations(sql);
+  const plan = planRollback(bundle, applied, steps);
+  const remaining = applied.map((row) => row.name).filter((name) => !plan.some((m) => m.name === name));
+  const version = remaining.sort().at(-1) ?? null;
+  const undo = (migration: Migration) => [
+    sql.query(`SELECT 1 / count(*)::int FROM ${LEDGER_TABLE} WHERE name = $1`, [migration.name]),
+    sql.query(`DELETE FROM ${LEDGER_TABLE} WHERE name = $1`, [migration.name]),
+    ...(migration.down ?? []).map((statement) => sql.query(statement)),
+  ];
+  if (dryRun) {
+    if (plan.length > 0) {
+      try {
+        await sql.transaction([
+          sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
+          ...plan.flatMap(undo),
+          sql.query(RAISE_DRY_RUN),
+        ]);
+      } catch (error) {
+        if (codeOf(error) !== DRY_RUN_SQLSTATE) throw error;
+      }
+    }
+    return { rolledBack: plan.map((m) => m.name), version };
+  }
+  const rolledBack: string[] = [];
+  for (const migration of plan) {
+    try {
+      await sql.transaction([sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`), ...undo(migration)]);
+      rolledBack.push(migration.name);
+    } catch (error) {
+      // 22012: the ledger row was gone, another run rolled this migration back first.
+      if (codeOf(error) !== "22012") throw error;
+    }
+  }
+  return { rolledBack, version };
+}

@@ -1,0 +1,60 @@
+/** Builds the control plane's dependencies from the Worker environment. */
+import { createLocalProvisioner } from "../../control/provisioners/local.ts";
+import { createNeonProvisioner } from "../../control/provisioners/neon.ts";
+import type { Provisioner, ProvisionerKind } from "../../control/provisioners/types.ts";
+import { createUrlProvisioner } from "../../control/provisioners/url.ts";
+import { type ControlDeps, controlDb } from "../../control/service.ts";
+import { migrations } from "../../generated/migrations.ts";
+import { purgeTenantCache } from "../edge/resolve.ts";
+import { AppError } from "../http/errors.ts";
+
+const list = (value: string | undefined) =>
+  (value ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+function neonProjects(env: Env): Record<string, { projectId: string; templateBranchId?: string }> {
+  try {
+    const parsed = JSON.parse(env.NEON_PROJECTS || "{}") as Record<
+      string,
+      { projectId: string; templateBranchId?: string }
+    >;
+    return typeof parsed === "object" && parsed !== null ? parsed : {};
+  } catch {
+    throw new AppError(500, "internal_error", "NEON_PROJECTS is not valid JSON.");
+  }
+}
+
+export function provisionersFrom(env: Env): Partial<Record<ProvisionerKind, Provisioner>> {
+  const provisioners: Partial<Record<ProvisionerKind, Provisioner>> = {};
+  const localRegions = list(env.LOCAL_REGIONS);
+  if (env.LOCAL_PROVISIONER_URL)
+    provisioners.local = createLocalProvisioner({ adminUrl: env.LOCAL_PROVISIONER_URL, regions: localRegions });
+  const projects = neonProjects(env);
+  if (env.NEON_API_KEY && Object.keys(projects).length > 0) {
+    provisioners.neon = createNeonProvisioner({
+      apiKey: env.NEON_API_KEY,
+      regions: projects,
+      ...(env.NEON_API_URL ? { baseURL: env.NEON_API_URL } : {}),
+    });
+  }
+  provisioners.url = createUrlProvisioner([...new Set([...localRegions, ...Object.keys(projects)])]);
+  return provisioners;
+}
+
+export function controlDepsFrom(env: Env, actor: string, requestId?: string): ControlDeps {
+  if (!env.CONTROL_DATABASE_URL) throw new AppError(503, "db_unavailable", "The control plane is not configured.");
+  return {
+    db: controlDb(env.CONTROL_DATABASE_URL),
+    kv: env.TENANTS,
+    encryptionKeys: env.DB_ENCRYPTION_KEYS,
+    provisioners: provisionersFrom(env),
+    defaultProvisioner: (env.DEFAULT_PROVISIONER || "local") as ProvisionerKind,
+    tenantBundle: migrations,
+    reservedHosts: [env.ADMIN_HOST],
+    actor,
+    requestId,
+    onProjected: purgeTenantCache,
+  };
+}

@@ -1,0 +1,32 @@
+/**
+ * The Worker's Hono apps. Requests for ADMIN_HOST go to the admin API (control plane) and nothing
+ * else; every other host goes through the tenant edge: resolution, auth, the tenant's own database,
+ * the demo store routes. Both share request ids, structured logs and one RFC 9457 error handler.
+ */
+import { Hono as HonoApp } from "hono";
+import { createAdminApp } from "./admin/app.ts";
+import { normalizeHost } from "./edge/host.ts";
+import { tenantResolver } from "./edge/middleware.ts";
+import { downloadExport } from "./exports/download.ts";
+import { installCommon } from "./http/common.ts";
+import { storeRoutes } from "./store/routes.ts";
+import { tenantDatabase } from "./tenant-db/middleware.ts";
+import type { AppEnv } from "./types.ts";
+
+export function createApp() {
+  const admin = createAdminApp();
+  const tenant = installCommon(new HonoApp<AppEnv>());
+  tenant.use(tenantResolver());
+  tenant.get("/exports/:id", downloadExport);
+  tenant.use("/api/*", tenantDatabase());
+  tenant.route("/api", storeRoutes);
+
+  const app = new HonoApp<AppEnv>();
+  // The admin API exists on ADMIN_HOST only; on a tenant host its paths are just unknown routes.
+  app.all("*", (c) => {
+    const host = normalizeHost(new URL(c.req.url).hostname);
+    const target = host.ok && c.env.ADMIN_HOST && host.host === c.env.ADMIN_HOST ? admin : tenant;
+    return target.fetch(c.req.raw, c.env, c.executionCtx);
+  });
+  return app;
+}

@@ -1,0 +1,111 @@
+/**
+ * One error type for the whole Worker and one mapping to RFC 9457 problem+json. Codes are stable and
+ * machine-readable (ARCHITECTURE.md "Contracts"); messages never carry SQL, stacks or secrets.
+ */
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+export type ErrorCode =
+  | "bad_request"
+  | "invalid_host"
+  | "tenant_not_found"
+  | "tenant_suspended"
+  | "tenant_migrating"
+  | "tenant_unavailable"
+  | "unauthorized"
+  | "tenant_mismatch"
+  | "forbidden"
+  | "validation_failed"
+  | "not_found"
+  | "method_not_allowed"
+  | "conflict"
+  | "constraint_violation"
+  | "insufficient_stock"
+  | "cart_empty"
+  | "cart_closed"
+  | "payload_too_large"
+  | "db_unavailable"
+  | "region_unsupported"
+  | "provisioner_unavailable"
+  | "onboarding_failed"
+  | "confirmation_required"
+  | "invalid_state"
+  | "export_failed"
+  | "link_invalid"
+  | "link_expired"
+  | "internal_error";
+
+const TITLES: Record<ErrorCode, string> = {
+  bad_request: "Bad request",
+  invalid_host: "Invalid host",
+  tenant_not_found: "Tenant not found",
+  tenant_suspended: "Tenant suspended",
+  tenant_migrating: "Tenant is being migrated",
+  tenant_unavailable: "Tenant unavailable",
+  unauthorized: "Unauthorized",
+  tenant_mismatch: "Token belongs to another tenant",
+  forbidden: "Forbidden",
+  validation_failed: "Validation failed",
+  not_found: "Not found",
+  method_not_allowed: "Method not allowed",
+  conflict: "Conflict",
+  constraint_violation: "Constraint violation",
+  insufficient_stock: "Insufficient stock",
+  cart_empty: "Cart is empty",
+  cart_closed: "Cart is already ordered",
+  payload_too_large: "Payload too large",
+  db_unavailable: "Database unavailable",
+  region_unsupported: "Region not supported",
+  provisioner_unavailable: "Provisioner not configured",
+  onboarding_failed: "Onboarding failed",
+  confirmation_required: "Confirmation required",
+  invalid_state: "Invalid state for this action",
+  export_failed: "Export failed",
+  link_invalid: "Invalid download link",
+  link_expired: "Download link expired",
+  internal_error: "Internal error",
+};
+
+export interface ProblemExtras {
+  /** Field-level validation problems. */
+  readonly errors?: readonly { readonly path: string; readonly message: string }[];
+}
+
+export class AppError extends Error {
+  override readonly name = "AppError";
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: ErrorCode,
+    /** Safe for clients: never SQL, connection strings or driver text. */
+    readonly detail?: string,
+    options?: { cause?: unknown; headers?: Record<string, string>; extras?: ProblemExtras },
+  ) {
+    super(detail ?? TITLES[code], options?.cause === undefined ? undefined : { cause: options.cause });
+    this.headers = options?.headers ?? {};
+    this.extras = options?.extras ?? {};
+  }
+  readonly headers: Record<string, string>;
+  readonly extras: ProblemExtras;
+}
+
+export interface Problem extends ProblemExtras {
+  readonly type: string;
+  readonly title: string;
+  readonly status: number;
+  readonly code: ErrorCode;
+  readonly detail?: string;
+  readonly instance?: string;
+  readonly requestId?: string;
+}
+
+export function problemOf(error: AppError, requestId: string | undefined, instance: string): Problem {
+  return {
+    type: `https://tenantry.dev/problems/${error.code}`,
+    title: TITLES[error.code],
+    status: error.status,
+    code: error.code,
+    ...(error.detail ? { detail: error.detail } : {}),
+    ...error.extras,
+    instance,
+    ...(requestId ? { requestId } : {}),
+  };
+}

@@ -1,0 +1,72 @@
+/** planPhases: how a run's tenants split into a canary phase and waves (pure, no I/O). */
+import { describe, expect, it } from "vitest";
+import { planPhases } from "../../../src/control/fleet.ts";
+
+const fleet = (n: number) =>
+  Array.from({ length: n }, (_, i) => ({ id: `ten_${String(i).padStart(2, "0")}`, slug: `shop-${i}` }));
+const phasesOf = (plan: { slug: string; phase: number }[]) =>
+  Array.from({ length: Math.max(0, ...plan.map((t) => t.phase + 1)) }, (_, phase) =>
+    plan.flatMap((t, i) => (t.phase === phase ? [i] : [])),
+  );
+
+describe("planPhases", () => {
+  it("takes the first N tenants as the canary, then waves of the given size", () => {
+    const plan = planPhases(fleet(10), { canary: 2, wave: 3 });
+    expect(plan.map((t) => t.phase)).toEqual([0, 0, 1, 1, 1, 2, 2, 2, 3, 3]);
+    // Every tenant once, in the given order, with its id and slug.
+    expect(plan.map((t) => t.id)).toEqual(fleet(10).map((t) => t.id));
+    expect(plan[4]).toEqual({ id: "ten_04", slug: "shop-4", phase: 1 });
+  });
+
+  it("puts everything after the canary in one wave when no wave size is given", () => {
+    expect(planPhases(fleet(5), { canary: 1 }).map((t) => t.phase)).toEqual([0, 1, 1, 1, 1]);
+    expect(planPhases(fleet(5), { canary: 1, wave: 0 }).map((t) => t.phase)).toEqual([0, 1, 1, 1, 1]);
+  });
+
+  it("without a canary, the first wave is phase 0", () => {
+    expect(planPhases(fleet(5), { canary: 0, wave: 2 }).map((t) => t.phase)).toEqual([0, 0, 1, 1, 2]);
+    expect(planPhases(fleet(3), { canary: 0 }).map((t) => t.phase)).toEqual([0, 0, 0]);
+    expect(planPhases(fleet(3), { canary: -4 }).map((t) => t.phase)).toEqual([0, 0, 0]);
+  });
+
+  it("a canary as large as the fleet leaves no wave", () => {
+    expect(planPhases(fleet(3), { canary: 5, wave: 2 }).map((t) => t.phase)).toEqual([0, 0, 0]);
+  });
+
+  it("names the canary by slug or id, wherever those tenants are in the list", () => {
+    const plan = planPhases(fleet(6), { canary: 3, canaryTenants: ["shop-4", "ten_01"], wave: 2 });
+    // Named tenants override the count: exactly those two form phase 0, first in the plan.
+    expect(plan.filter((t) => t.phase === 0).map((t) => t.slug)).toEqual(["shop-1", "shop-4"]);
+    expect(plan.slice(2).map((t) => [t.slug, t.phase])).toEqual([
+      ["shop-0", 1],
+      ["shop-2", 1],
+      ["shop-3", 2],
+      ["shop-5", 2],
+    ]);
+  });
+
+  // startRun refuses unknown names before planning (fleet-safety.test.ts); planPhases just matches.
+  it("an unknown canary name selects no canary (the waves start at phase 0)", () => {
+    const plan = planPhases(fleet(3), { canary: 0, canaryTenants: ["nope"], wave: 2 });
+    expect(plan.map((t) => t.phase)).toEqual([0, 0, 1]);
+  });
+
+  it("an empty fleet has no phases", () => {
+    expect(planPhases([], { canary: 2, wave: 3 })).toEqual([]);
+  });
+
+  it("phases are contiguous from 0 and each wave is at most the wave size", () => {
+    for (const [n, canary, wave] of [
+      [1, 0, 1],
+      [7, 1, 2],
+      [20, 2, 10],
+      [23, 3, 4],
+    ] as const) {
+      const groups = phasesOf(planPhases(fleet(n), { canary, wave }));
+      expect(groups.every((g) => g !== undefined && g.length > 0)).toBe(true);
+      const waves = canary > 0 ? groups.slice(1) : groups;
+      expect(waves.every((g) => g.length <= wave)).toBe(true);
+      expect(groups.flat()).toHaveLength(n);
+    }
+  });
+});

@@ -1,0 +1,40 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { createTenant } from "../../src/control/service.ts";
+import { migrations } from "../../src/generated/migrations.ts";
+import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
+import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
+import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
+import { call, json } from "./support.ts";
+
+const adminToken = () =>
+  mintAdminToken({
+    secret: env.ADMIN_JWT_SECRET,
+    issuer: env.ADMIN_JWT_ISSUER,
+    audience: env.ADMIN_JWT_AUDIENCE,
+    sub: "ops",
+    scope: ALL_ADMIN_SCOPES,
+  });
+
+describe("fleet smoke", () => {
+  it("rolls out through the queue", async () => {
+    configureEndpoint(env.NEON_FETCH_ENDPOINT);
+    const old = { ...controlDepsFrom(env, "test"), tenantBundle: migrations.slice(0, 1) };
+    for (const slug of ["fs-one", "fs-two", "fs-three"]) await createTenant(old, { slug, region: "local" });
+    const token = await adminToken();
+    const started = await call("http://admin.localhost/v1/migrations/runs", {
+      ...json({ canary: 1, concurrency: 2 }),
+      token,
+    });
+    const run = (await started.json()) as { id: string };
+    expect(started.status, JSON.stringify(run)).toBe(202);
+    let progress: { status: string; counts: Record<string, number> } = { status: "running", counts: {} };
+    for (let i = 0; i < 100 && progress.status === "running"; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      progress = (await (
+        await call(`http://admin.localhost/v1/migrations/runs/${run.id}`, { token })
+      ).json()) as typeof progress;
+    }
+    expect(progress.status, JSON.stringify(progress)).toBe("completed");
+  });
+});

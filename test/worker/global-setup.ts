@@ -1,0 +1,72 @@
+/**
+ * Node side of the Worker tests: embedded Postgres + gateway, the control database, demo tenants
+ * (acme, globex) plus initech onboarded through the control plane, fresh secrets, all handed to the
+ * workerd tests through `inject()`.
+ */
+import { randomBytes } from "node:crypto";
+import { neonConfig } from "@neondatabase/serverless";
+import type { TestProject } from "vitest/node";
+import { DEMO_TENANTS, ensureControlDatabase, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
+import { startLocalStack } from "../../src/dev/stack.ts";
+import { generateKey } from "../../src/worker/crypto/secrets.ts";
+
+export interface SeedInfo {
+  readonly slug: string;
+  readonly id: string;
+  readonly kv: readonly { key: string; value: string }[];
+  readonly url: string;
+  readonly database: string;
+}
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    gatewayUrl: string;
+    jwtSecret: string;
+    adminJwtSecret: string;
+    encryptionKeys: string;
+    tenants: SeedInfo[];
+    /** Superuser connection string: the local provisioner's target, and for checks made in tests. */
+    adminUrl: string;
+    controlUrl: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const stack = await startLocalStack({ gateway: { port: 0 } });
+  neonConfig.fetchEndpoint = stack.gateway.url;
+  const encryptionKeys = `k1:${generateKey()}`;
+  const tenants = [
+    ...DEMO_TENANTS,
+    {
+      slug: "initech",
+      hosts: ["shop.initech.localhost"],
+      products: [{ sku: "TPS", name: "TPS Report Cover", priceCents: 100, stock: 1 }],
+    },
+  ];
+  try {
+    const controlUrl = await ensureControlDatabase(stack.postgres.url);
+    const seeded = await seedDemoTenants({
+      adminUrl: stack.postgres.url,
+      controlUrl,
+      encryptionKeys,
+      kv: memoryKv(),
+      tenants,
+    });
+    project.provide("gatewayUrl", stack.gateway.url);
+    project.provide("jwtSecret", randomBytes(32).toString("hex"));
+    project.provide("adminJwtSecret", randomBytes(32).toString("hex"));
+    project.provide("encryptionKeys", encryptionKeys);
+    project.provide("adminUrl", stack.postgres.url);
+    project.provide("controlUrl", controlUrl);
+    project.provide(
+      "tenants",
+      seeded.map((t) => ({ slug: t.slug, id: t.id, kv: t.kv, url: t.url, database: t.database })),
+    );
+  } catch (error) {
+    await stack.stop();
+    throw error;
+  }
+  return async () => {
+    await stack.stop();
+  };
+}

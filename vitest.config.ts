@@ -1,0 +1,47 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          globalSetup: ["test/node/global-setup.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        // The Worker inside workerd, talking to embedded Postgres through the gateway.
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.jsonc" },
+            miniflare: {
+              bindings: {
+                NEON_FETCH_ENDPOINT: inject("gatewayUrl"),
+                JWT_SECRET: inject("jwtSecret"),
+                DB_ENCRYPTION_KEYS: inject("encryptionKeys"),
+                ADMIN_JWT_SECRET: inject("adminJwtSecret"),
+                CONTROL_DATABASE_URL: inject("controlUrl"),
+                LOCAL_PROVISIONER_URL: inject("adminUrl"),
+                NEON_API_KEY: "",
+                EXPORT_SIGNING_KEY: `${String(inject("adminJwtSecret"))}-exports`,
+                DB_TIMEOUT_MS: "3000",
+                LOG_LEVEL: "warn",
+              },
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["test/worker/global-setup.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+    ],
+  },
+});
