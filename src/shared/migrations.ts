@@ -54,14 +54,22 @@ export interface MigrateResult {
 const isUniqueViolation = (error: unknown) =>
   typeof error === "object" && error !== null && "code" in error && (error as { code: unknown }).code === "23505";
 
-async function ensureLedger(sql: Sql): Promise<void> {
-  await sql.transaction([
+const LEDGER_DDL = [
+  `CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA}`,
+  `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+];
+
+/**
+ * Creates the ledger when missing and reads it, in one round trip: one batch holding the advisory
+ * lock (so two first runs cannot both create it), the idempotent DDL and the read.
+ */
+async function ensureAndReadLedger(sql: Sql): Promise<AppliedMigration[]> {
+  const results = (await sql.transaction([
     sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
-    sql.query(`CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA}`),
-    sql.query(
-      `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-    ),
-  ]);
+    ...LEDGER_DDL.map((statement) => sql.query(statement)),
+    sql.query(`SELECT name, checksum FROM ${LEDGER_TABLE} ORDER BY name`),
+  ])) as unknown[][];
+  return (results.at(-1) ?? []) as AppliedMigration[];
 }
 
 export async function appliedMigrations(sql: Sql): Promise<AppliedMigration[]> {
@@ -84,25 +92,49 @@ export function pendingMigrations(bundle: MigrationBundle, applied: readonly App
   return bundle.filter((migration) => !done.has(migration.name));
 }
 
-/** Applies every pending migration of `bundle` (up to `target` when given), in order. */
+/** One batch: the advisory lock, then each migration's ledger row and statements, in order. */
+function applyBatch(sql: Sql, migrations: readonly Migration[]) {
+  return sql.transaction([
+    sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
+    ...migrations.flatMap((migration) => [
+      sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]),
+      ...migration.statements.map((statement) => sql.query(statement)),
+    ]),
+  ]);
+}
+
+/**
+ * Applies every pending migration of `bundle` (up to `target` when given), in order.
+ *
+ * Two round trips in the common case: one to create/read the ledger, one batch applying every
+ * pending migration with its ledger row. When that batch fails, nothing of it is left and the
+ * pending migrations are applied again one batch each: the ones before the failing one land (as
+ * they would have one by one), and the error thrown is the failing migration's own.
+ */
 export async function migrateDatabase(sql: Sql, bundle: MigrationBundle, target?: string): Promise<MigrateResult> {
-  await ensureLedger(sql);
   const upTo = target === undefined ? bundle.length : bundle.findIndex((m) => m.name === target) + 1;
   if (upTo === 0) throw new Error(`unknown target migration ${target}`);
   const wanted = bundle.slice(0, upTo);
-  const pending = pendingMigrations(wanted, await appliedMigrations(sql));
+  const pending = pendingMigrations(wanted, await ensureAndReadLedger(sql));
   const applied: string[] = [];
-  for (const migration of pending) {
+  let together = pending.length > 1;
+  if (together) {
     try {
-      await sql.transaction([
-        sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
-        sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]),
-        ...migration.statements.map((statement) => sql.query(statement)),
-      ]);
-      applied.push(migration.name);
-    } catch (error) {
-      // Another run applied it between our read and our batch: its ledger row won the race.
-      if (!isUniqueViolation(error) || !(await isApplied(sql, migration))) throw error;
+      await applyBatch(sql, pending);
+      applied.push(...pending.map((m) => m.name));
+    } catch {
+      together = false;
+    }
+  }
+  if (!together) {
+    for (const migration of pending) {
+      try {
+        await applyBatch(sql, [migration]);
+        applied.push(migration.name);
+      } catch (error) {
+        // Another run applied it between our read and our batch: its ledger row won the race.
+        if (!isUniqueViolation(error) || !(await isApplied(sql, migration))) throw error;
+      }
     }
   }
   const last = wanted.at(-1)?.name ?? null;
@@ -125,10 +157,6 @@ async function isApplied(sql: Sql, migration: Migration): Promise<boolean> {
 /** SQLSTATE raised on purpose at the end of a dry run, so Postgres rolls everything back. */
 export const DRY_RUN_SQLSTATE = "TNDRY";
 const RAISE_DRY_RUN = `DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '${DRY_RUN_SQLSTATE}', MESSAGE = 'tenantry dry run: rolled back'; END $$`;
-const LEDGER_DDL = [
-  `CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA}`,
-  `CREATE TABLE IF NOT EXISTS ${LEDGER_TABLE} (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
-];
 
 const codeOf = (error: unknown) =>
   typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;

@@ -1,0 +1,127 @@
+/**
+ * migrateDatabase against a real database through the gateway: the round trips it takes (two when
+ * every pending migration applies together) and what a failing migration leaves behind (the ones
+ * before it applied, its own error thrown, nothing after it), exactly as one batch per migration.
+ */
+import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { migrations } from "../../../src/generated/migrations.ts";
+import { type Migration, MigrationDriftError, migrateDatabase } from "../../../src/shared/migrations.ts";
+import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
+
+const NAMES = migrations.map((m) => m.name);
+const created: TestDatabase[] = [];
+/** SQL texts sent to the gateway, one entry per HTTP request. */
+let requests: string[][] = [];
+
+beforeAll(() => {
+  neonConfig.fetchEndpoint = gatewayUrl();
+  neonConfig.fetchFunction = async (input: string | URL | Request, init?: RequestInit) => {
+    const body = JSON.parse(String(init?.body ?? "{}")) as { query?: string; queries?: { query: string }[] };
+    requests.push(body.queries ? body.queries.map((q) => q.query) : [String(body.query)]);
+    return fetch(input, init);
+  };
+});
+afterEach(() => {
+  requests = [];
+});
+afterAll(async () => {
+  neonConfig.fetchFunction = undefined;
+  for (const db of created) await dropTestDatabase(db);
+});
+
+async function database(): Promise<TestDatabase> {
+  const db = await createTestDatabase("migrate");
+  created.push(db);
+  return db;
+}
+
+async function ledger(db: TestDatabase): Promise<string[]> {
+  return superuser(async (client) => {
+    const exists = await client.query("SELECT to_regclass('tenantry.migrations') IS NOT NULL AS present");
+    if (!exists.rows[0]?.present) return [];
+    const { rows } = await client.query<{ name: string }>("SELECT name FROM tenantry.migrations ORDER BY name");
+    return rows.map((row) => row.name);
+  }, db.name);
+}
+
+async function tables(db: TestDatabase): Promise<string[]> {
+  return superuser(async (client) => {
+    const { rows } = await client.query<{ name: string }>(
+      "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+    );
+    return rows.map((row) => row.name);
+  }, db.name);
+}
+
+const migration = (name: string, ...statements: string[]): Migration => ({
+  name,
+  checksum: `sum-${name}`,
+  statements,
+  down: null,
+});
+
+describe("migrateDatabase", () => {
+  it("brings a fresh database to the latest version in two requests, then is a one-request no-op", async () => {
+    const db = await database();
+    const first = await migrateDatabase(neon(db.url), migrations);
+    expect(first).toEqual({ applied: NAMES, alreadyApplied: [], version: NAMES.at(-1) });
+    expect(requests).toHaveLength(2);
+    // The second request is one transaction: the lock, then every migration's ledger row and DDL.
+    expect(requests[1]?.[0]).toMatch(/pg_advisory_xact_lock/);
+    expect(requests[1]?.filter((q) => q.startsWith("INSERT INTO tenantry.migrations"))).toHaveLength(NAMES.length);
+    expect(await ledger(db)).toEqual(NAMES);
+
+    requests = [];
+    const again = await migrateDatabase(neon(db.url), migrations);
+    expect(again).toEqual({ applied: [], alreadyApplied: NAMES, version: NAMES.at(-1) });
+    expect(requests).toHaveLength(1);
+  });
+
+  it("stops at a target, and applies a single pending migration in its own batch", async () => {
+    const db = await database();
+    const target = NAMES[1] as string;
+    const first = await migrateDatabase(neon(db.url), migrations, target);
+    expect(first.applied).toEqual(NAMES.slice(0, 2));
+    expect(await ledger(db)).toEqual(NAMES.slice(0, 2));
+    requests = [];
+    const next = await migrateDatabase(neon(db.url), migrations.slice(0, 3));
+    expect(next.applied).toEqual([NAMES[2]]);
+    expect(requests).toHaveLength(2);
+    await expect(migrateDatabase(neon(db.url), migrations, "9999_nope")).rejects.toThrow(/unknown target/);
+  });
+
+  it("a failing migration: the ones before it land, its own error is thrown, nothing after it runs", async () => {
+    const db = await database();
+    const bundle = [
+      migration("0000_a", "CREATE TABLE a (id int)"),
+      migration("0001_b", "CREATE TABLE b (id int)"),
+      migration("0002_conflict", "CREATE TABLE c (id int)", "CREATE TABLE a (id int)"),
+      migration("0003_d", "CREATE TABLE d (id int)"),
+    ];
+    const failure = await migrateDatabase(neon(db.url), bundle).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(NeonDbError);
+    expect((failure as NeonDbError).code).toBe("42P07"); // duplicate_table: relation "a" already exists
+    expect(await ledger(db)).toEqual(["0000_a", "0001_b"]);
+    // The conflicting migration's first statement was rolled back with it; d never ran.
+    expect(await tables(db)).toEqual(["a", "b"]);
+
+    // Fixed in the bundle, the next run applies the rest.
+    const fixed = [
+      ...bundle.slice(0, 2),
+      migration("0002_conflict", "CREATE TABLE c (id int)"),
+      bundle[3] as Migration,
+    ];
+    const result = await migrateDatabase(neon(db.url), fixed);
+    expect(result.applied).toEqual(["0002_conflict", "0003_d"]);
+    expect(await tables(db)).toEqual(["a", "b", "c", "d"]);
+  });
+
+  it("drift stops before anything is applied", async () => {
+    const db = await database();
+    await migrateDatabase(neon(db.url), migrations.slice(0, 1));
+    const drifted = [{ ...(migrations[0] as Migration), checksum: "changed" }, ...migrations.slice(1)];
+    await expect(migrateDatabase(neon(db.url), drifted)).rejects.toBeInstanceOf(MigrationDriftError);
+    expect(await ledger(db)).toEqual(NAMES.slice(0, 1));
+  });
+});
