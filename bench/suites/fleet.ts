@@ -9,17 +9,18 @@
  *   tenant, with the real migrations/ folder (how Neon's database-per-tenant reference repo rolls
  *   a change out).
  *
- * `--rtt MS` (default 0) models a network between the migrating side and the database: every HTTP
- * request to the gateway waits MS first (a Worker calling Neon's HTTP endpoint in the database's
- * region: one round trip per request), and the baseline's pg connections go through a TCP relay
- * that holds every chunk MS/2 in each direction (an operator's loop calling the database: one round
- * trip per protocol exchange; the TCP and TLS handshakes are not modelled, which favours the
- * baseline). With the default 0, everything is on loopback.
+ * `--rtt MS[,MS…]` (default `0,2`: loopback, then a 2 ms round trip) models a network between the
+ * migrating side and the database: every HTTP request to the gateway waits MS first (a Worker
+ * calling Neon's HTTP endpoint in the database's region: one round trip per request), and the
+ * baseline's pg connections go through a TCP relay that holds every chunk MS/2 in each direction
+ * (an operator's loop calling the database: one round trip per protocol exchange; the TCP and TLS
+ * handshakes are not modelled, which favours the baseline). With 0, everything is on loopback.
+ * Each network is measured on its own.
  *
  * Each path gets its own set of N databases, created first and brought to 0000_store by the same
  * tool that later migrates it, so both start from the same schema. Afterwards every database of
- * both sets is checked for the three changes and its ledger. The databases live in a throwaway
- * cluster that is deleted when the stack stops (with DATABASE_URL they are dropped instead).
+ * both sets is checked for the three changes and its ledger, then dropped. The databases live in a
+ * throwaway cluster that is deleted when the stack stops (DATABASE_URL: the server is kept).
  */
 import { readFileSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -48,6 +49,11 @@ import {
 const MIGRATIONS_DIR = join(projectRoot, "migrations");
 /** Tenants migrated at once on the project path (the run's `concurrency`). */
 const DEFAULT_CONCURRENCY = 16;
+/**
+ * Networks modelled by default: loopback (the database on this machine, which no Neon user has)
+ * and a 2 ms round trip (less than any real Worker → Neon or operator → Neon path).
+ */
+const DEFAULT_RTTS = [0, 2];
 /** Databases created and prepared at once (setup, untimed). */
 const SETUP_CONCURRENCY = 8;
 
@@ -90,13 +96,14 @@ async function drizzleMigrate(url: string, migrationsFolder: string): Promise<vo
   }
 }
 
-/** A delay in ms, 0..1000 (0 when absent). */
-function msFlag(ctx: BenchContext, name: string): number {
-  const value = flagValue(ctx, name);
-  if (value === undefined) return 0;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0 || n > 1_000) throw new Error(`--${name} must be 0..1000 ms, got ${String(value)}`);
-  return n;
+/** Network round trips to model, in ms (0..1000 each): `--rtt 0,2` by default. */
+function rttFlag(ctx: BenchContext): number[] {
+  const value = flagValue(ctx, "rtt") ?? DEFAULT_RTTS.join(",");
+  const list = value.split(",").map((part) => Number(part.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < 0 || n > 1_000)) {
+    throw new Error(`--rtt must be a comma-separated list of 0..1000 ms, got ${value}`);
+  }
+  return [...new Set(list)];
 }
 
 /** A TCP relay to `port` that holds every chunk `delayMs` in each direction (order is kept). */
@@ -135,6 +142,9 @@ async function startDelayRelay(
   };
 }
 
+/** Linux reports /proc/stat in USER_HZ ticks, 100 per second on every mainstream kernel. */
+const MS_PER_TICK = 10;
+
 /** Busy and total CPU time of the whole machine (every process, not only ours), in ticks; Linux only. */
 function machineCpu(): { busy: number; total: number } | undefined {
   try {
@@ -156,6 +166,8 @@ function cpuSnapshot() {
 interface CpuFigures {
   /** This process (migrating client and the gateway), ms per tenant. */
   readonly nodeMsPerTenant: number;
+  /** Every other process (Postgres, almost all of it), ms per tenant. */
+  readonly otherMsPerTenant: number | undefined;
   /** Share of all cores busy, every process on the machine included (0–1). */
   readonly machineBusy: number | undefined;
 }
@@ -167,9 +179,14 @@ function cpuBetween(
 ): CpuFigures {
   const { machine: m0 } = before;
   const { machine: m1 } = after;
+  const nodeMsPerTenant = (after.nodeMs - before.nodeMs) / tenants;
+  const measured = m0 && m1 && m1.total > m0.total;
   return {
-    nodeMsPerTenant: (after.nodeMs - before.nodeMs) / tenants,
-    machineBusy: m0 && m1 && m1.total > m0.total ? (m1.busy - m0.busy) / (m1.total - m0.total) : undefined,
+    nodeMsPerTenant,
+    otherMsPerTenant: measured
+      ? Math.max(0, ((m1.busy - m0.busy) * MS_PER_TICK) / tenants - nodeMsPerTenant)
+      : undefined,
+    machineBusy: measured ? (m1.busy - m0.busy) / (m1.total - m0.total) : undefined,
   };
 }
 
@@ -233,24 +250,30 @@ const VERIFY_SQL = (ledger: string) => `SELECT
 
 function cpuFigures(label: string, timed: Timed): Record<string, number> {
   const round1 = (value: number) => Math.round(value * 10) / 10;
-  const { nodeMsPerTenant, machineBusy } = timed.cpu;
+  const { nodeMsPerTenant, otherMsPerTenant, machineBusy } = timed.cpu;
   return {
-    [`${label} Node CPU ms per tenant (this process)`]: round1(nodeMsPerTenant),
-    ...(machineBusy === undefined
+    [`${label} Node CPU ms per tenant (this process: client + gateway)`]: round1(nodeMsPerTenant),
+    ...(otherMsPerTenant === undefined || machineBusy === undefined
       ? {}
       : {
-          [`${label} machine busy, all processes (1 = all ${cpus().length} cores)`]:
-            Math.round(machineBusy * 100) / 100,
+          [`${label} Postgres (all other processes) CPU ms per tenant`]: round1(otherMsPerTenant),
+          [`${label} machine busy (1 = all ${cpus().length} cores)`]: Math.round(machineBusy * 100) / 100,
         }),
   };
+}
+
+interface Network {
+  readonly rtt: number;
+  readonly project: Timed;
+  readonly baseline: Timed;
+  readonly wrong: number;
 }
 
 async function run(ctx: BenchContext): Promise<SuiteResult> {
   const tenants = positiveIntFlag(ctx, "tenants") ?? (ctx.quick ? 20 : 200);
   const concurrency = positiveIntFlag(ctx, "concurrency") ?? DEFAULT_CONCURRENCY;
   if (concurrency > 80) throw new Error("--concurrency above 80 would exceed the cluster's 200 connections");
-  const rtt = msFlag(ctx, "rtt");
-  const newMigrations = migrations.length - 1;
+  const rtts = rttFlag(ctx);
 
   ctx.log("starting Postgres and the gateway");
   // Per tenant one connection at a time (its requests are sequential); idle pools close fast so
@@ -263,114 +286,14 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
   // An idle setup connection the server drops must not end the process; the next query reports it.
   admin.on("error", () => {});
   const firstOnly = await firstMigrationFolder();
-  const relay = rtt > 0 ? await startDelayRelay(stack.postgres.host, stack.postgres.port, rtt / 2) : undefined;
-  /** The baseline's connection string: through the relay when a network is modelled. */
-  const remoteUrl = (database: string) => {
-    const url = new URL(stack.postgres.urlFor(database));
-    if (relay) {
-      url.hostname = "127.0.0.1";
-      url.port = String(relay.port);
-    }
-    return url.toString();
-  };
-  const names = (set: string) =>
-    Array.from({ length: tenants }, (_, i) => `fleet_${set}_${String(i + 1).padStart(5, "0")}`);
-  const setA = names("a");
-  const setB = names("b");
   const created: string[] = [];
+  const networks: Network[] = [];
   try {
-    ctx.log(`creating ${tenants * 2} tenant databases at ${migrations[0]?.name} (${SETUP_CONCURRENCY} at once)`);
-    const setupStarted = performance.now();
-    const jobs = setA.flatMap((a, i) => [
-      { database: a, set: "a" as const },
-      { database: setB[i] as string, set: "b" as const },
-    ]);
-    await pool(jobs, SETUP_CONCURRENCY, async ({ database, set }) => {
-      await admin.query(`CREATE DATABASE ${database}`);
-      created.push(database);
-      const url = stack.postgres.urlFor(database);
-      if (set === "a") await migrateDatabase(neon(url), migrations.slice(0, 1));
-      else await drizzleMigrate(url, firstOnly);
-    });
-    ctx.log(`setup took ${((performance.now() - setupStarted) / 1000).toFixed(1)} s`);
-
-    const settle = async () => {
-      // No warm gateway connection left from the setup, dirty pages written out.
-      const deadline = Date.now() + 10_000;
-      while (stack.gateway.stats().open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      await admin.query("CHECKPOINT");
-    };
-
-    await settle();
-    if (rtt > 0) {
-      // From here on, every HTTP request to the gateway first waits one round trip.
-      neonConfig.fetchFunction = async (input: string | URL | Request, init?: RequestInit) => {
-        await new Promise((resolve) => setTimeout(resolve, rtt));
-        return fetch(input, init);
-      };
+    for (const rtt of rtts) {
+      networks.push(await rollout(ctx, { stack, admin, firstOnly, created, tenants, concurrency, rtt }));
     }
-    const network = rtt > 0 ? `, simulated round trip ${rtt} ms` : "";
-    ctx.log(
-      `project path: migrateDatabase(neon()) via the gateway, ${tenants} tenants, ${concurrency} at once${network}`,
-    );
-    const project = await timeRollout(
-      setA.map((db) => stack.postgres.urlFor(db)),
-      concurrency,
-      (url) => migrateDatabase(neon(url), migrations),
-    );
-    await settle();
-    ctx.log(`baseline: drizzle migrate() over pg, ${tenants} tenants, one after another${network}`);
-    const baseline = await timeRollout(
-      setB.map((db) => remoteUrl(db)),
-      1,
-      (url) => drizzleMigrate(url, MIGRATIONS_DIR),
-    );
-
-    ctx.log("verifying every tenant database of both sets");
-    const wrong: string[] = [];
-    await pool([...setA, ...setB], SETUP_CONCURRENCY, async (database) => {
-      const client = new pg.Client({ connectionString: stack.postgres.urlFor(database) });
-      await client.connect();
-      try {
-        const ledger = database.startsWith("fleet_a_") ? "tenantry.migrations" : "drizzle.__drizzle_migrations";
-        const { rows } = await client.query<{ changes: string; ledger: string }>(VERIFY_SQL(ledger));
-        const row = rows[0];
-        if (Number(row?.changes) !== newMigrations || Number(row?.ledger) !== migrations.length) {
-          wrong.push(`${database} (changes ${row?.changes}, ledger rows ${row?.ledger})`);
-        }
-      } finally {
-        await client.end();
-      }
-    });
-    if (wrong.length > 0) ctx.log(`NOT migrated: ${wrong.slice(0, 5).join(", ")}${wrong.length > 5 ? " …" : ""}`);
-    if (project.firstError) ctx.log(`project path, first error: ${project.firstError}`);
-    if (baseline.firstError) ctx.log(`baseline, first error: ${baseline.firstError}`);
-
-    const perSecond = (t: Timed) => Math.round(((tenants - t.failed) / t.wallMs) * 1000 * 10) / 10;
-    const projectName = `project path · ${tenants} tenants, ${concurrency} at once (per tenant)`;
-    const baselineName = `drizzle migrate() serial loop · ${tenants} tenants (per tenant)`;
-    return {
-      measurements: { [projectName]: project.measurement, [baselineName]: baseline.measurement },
-      derived: {
-        tenants,
-        "migrations per tenant": newMigrations,
-        "project path concurrency": concurrency,
-        "simulated network round trip (ms)": rtt,
-        "project path wall time (s)": Math.round(project.wallMs) / 1000,
-        "baseline wall time (s)": Math.round(baseline.wallMs) / 1000,
-        "project path tenants/s": perSecond(project),
-        "baseline tenants/s": perSecond(baseline),
-        "speed-up (baseline wall / project wall)": ratio(baseline.wallMs, project.wallMs),
-        "failed tenants (project path)": project.failed,
-        "failed tenants (baseline)": baseline.failed,
-        "tenants not at the latest schema after the run": wrong.length,
-        ...cpuFigures("project path", project),
-        ...cpuFigures("baseline", baseline),
-      },
-    };
   } finally {
     neonConfig.fetchFunction = undefined;
-    await relay?.close();
     await rm(firstOnly, { recursive: true, force: true }).catch(() => {});
     // The gateway goes first so its pool connections to the tenant databases are closed.
     await stack.gateway.close();
@@ -383,6 +306,162 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     await admin.end().catch(() => {});
     ctx.log("stopping the stack");
     await stack.stop();
+  }
+
+  const measurements: Record<string, Measurement> = {};
+  const derived: Record<string, number> = {
+    tenants,
+    "migrations per tenant": migrations.length - 1,
+    "project path concurrency": concurrency,
+    cores: cpus().length,
+  };
+  for (const { rtt, project, baseline, wrong } of networks) {
+    const net = rtt === 0 ? "loopback" : `${rtt} ms RTT`;
+    const perSecond = (t: Timed) => Math.round(((tenants - t.failed) / t.wallMs) * 1000 * 10) / 10;
+    measurements[`${net} · project path, ${concurrency} at once (per tenant)`] = project.measurement;
+    measurements[`${net} · drizzle migrate() serial loop (per tenant)`] = baseline.measurement;
+    const pgMs = project.cpu.otherMsPerTenant;
+    Object.assign(derived, {
+      [`${net}: project path wall time (s)`]: Math.round(project.wallMs) / 1000,
+      [`${net}: baseline wall time (s)`]: Math.round(baseline.wallMs) / 1000,
+      [`${net}: project path tenants/s`]: perSecond(project),
+      [`${net}: baseline tenants/s`]: perSecond(baseline),
+      [`${net}: speed-up (baseline wall / project wall)`]: ratio(baseline.wallMs, project.wallMs),
+      // However light the client, the project path cannot beat its own Postgres work spread over
+      // every core: this is the most any client-side change could reach on this machine.
+      ...(pgMs
+        ? {
+            [`${net}: speed-up ceiling (baseline wall / project Postgres CPU over ${cpus().length} cores)`]: ratio(
+              baseline.wallMs,
+              (pgMs * tenants) / cpus().length,
+            ),
+          }
+        : {}),
+      [`${net}: failed tenants (project path)`]: project.failed,
+      [`${net}: failed tenants (baseline)`]: baseline.failed,
+      [`${net}: tenants not at the latest schema after the run`]: wrong,
+      ...cpuFigures(`${net}: project path`, project),
+      ...cpuFigures(`${net}: baseline`, baseline),
+    });
+  }
+  return { measurements, derived };
+}
+
+interface RolloutSetup {
+  readonly stack: Awaited<ReturnType<typeof startLocalStack>>;
+  readonly admin: pg.Pool;
+  readonly firstOnly: string;
+  /** Every database created, for the cleanup. */
+  readonly created: string[];
+  readonly tenants: number;
+  readonly concurrency: number;
+  readonly rtt: number;
+}
+
+/**
+ * Both paths over one modelled network, each on its own fresh set of tenant databases, dropped
+ * again at the end.
+ */
+async function rollout(ctx: BenchContext, setup: RolloutSetup): Promise<Network> {
+  const { stack, admin, firstOnly, created, tenants, concurrency, rtt } = setup;
+  const network = rtt > 0 ? `simulated round trip ${rtt} ms` : "loopback";
+  const relay = rtt > 0 ? await startDelayRelay(stack.postgres.host, stack.postgres.port, rtt / 2) : undefined;
+  try {
+    /** The baseline's connection string: through the relay when a network is modelled. */
+    const remoteUrl = (database: string) => {
+      const url = new URL(stack.postgres.urlFor(database));
+      if (relay) {
+        url.hostname = "127.0.0.1";
+        url.port = String(relay.port);
+      }
+      return url.toString();
+    };
+    const names = (set: string) =>
+      Array.from({ length: tenants }, (_, i) =>
+        `fleet_r${rtt}_${set}_${String(i + 1).padStart(5, "0")}`.replace(".", "_"),
+      );
+    const setA = names("a");
+    const setB = names("b");
+    ctx.log(
+      `[${network}] creating ${tenants * 2} tenant databases at ${migrations[0]?.name} (${SETUP_CONCURRENCY} at once)`,
+    );
+    const setupStarted = performance.now();
+    const jobs = setA.flatMap((a, i) => [
+      { database: a, set: "a" as const },
+      { database: setB[i] as string, set: "b" as const },
+    ]);
+    await pool(jobs, SETUP_CONCURRENCY, async ({ database, set }) => {
+      await admin.query(`CREATE DATABASE ${database}`);
+      created.push(database);
+      const url = stack.postgres.urlFor(database);
+      if (set === "a") await migrateDatabase(neon(url), migrations.slice(0, 1));
+      else await drizzleMigrate(url, firstOnly);
+    });
+    ctx.log(`[${network}] setup took ${((performance.now() - setupStarted) / 1000).toFixed(1)} s`);
+
+    const settle = async () => {
+      // No warm gateway connection left from the setup, dirty pages written out.
+      const deadline = Date.now() + 10_000;
+      while (stack.gateway.stats().open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      await admin.query("CHECKPOINT");
+    };
+
+    await settle();
+    // From here on, every HTTP request to the gateway first waits one round trip.
+    neonConfig.fetchFunction =
+      rtt > 0
+        ? async (input: string | URL | Request, init?: RequestInit) => {
+            await new Promise((resolve) => setTimeout(resolve, rtt));
+            return fetch(input, init);
+          }
+        : undefined;
+    ctx.log(
+      `[${network}] project path: migrateDatabase(neon()) via the gateway, ${tenants} tenants, ${concurrency} at once`,
+    );
+    const project = await timeRollout(
+      setA.map((db) => stack.postgres.urlFor(db)),
+      concurrency,
+      (url) => migrateDatabase(neon(url), migrations),
+    );
+    neonConfig.fetchFunction = undefined;
+    await settle();
+    ctx.log(`[${network}] baseline: drizzle migrate() over pg, ${tenants} tenants, one after another`);
+    const baseline = await timeRollout(
+      setB.map((db) => remoteUrl(db)),
+      1,
+      (url) => drizzleMigrate(url, MIGRATIONS_DIR),
+    );
+
+    ctx.log(`[${network}] verifying every tenant database of both sets`);
+    const wrong: string[] = [];
+    await pool([...setA, ...setB], SETUP_CONCURRENCY, async (database) => {
+      const client = new pg.Client({ connectionString: stack.postgres.urlFor(database) });
+      await client.connect();
+      try {
+        const ledger = setA.includes(database) ? "tenantry.migrations" : "drizzle.__drizzle_migrations";
+        const { rows } = await client.query<{ changes: string; ledger: string }>(VERIFY_SQL(ledger));
+        const row = rows[0];
+        if (Number(row?.changes) !== migrations.length - 1 || Number(row?.ledger) !== migrations.length) {
+          wrong.push(`${database} (changes ${row?.changes}, ledger rows ${row?.ledger})`);
+        }
+      } finally {
+        await client.end();
+      }
+    });
+    if (wrong.length > 0) ctx.log(`NOT migrated: ${wrong.slice(0, 5).join(", ")}${wrong.length > 5 ? " …" : ""}`);
+    if (project.firstError) ctx.log(`project path, first error: ${project.firstError}`);
+    if (baseline.firstError) ctx.log(`baseline, first error: ${baseline.firstError}`);
+    // The next network starts on a cluster of the same size: every database costs the server some
+    // background work (autovacuum visits each one in turn), which would tilt later networks.
+    ctx.log(`[${network}] dropping its ${tenants * 2} databases`);
+    await pool([...setA, ...setB], SETUP_CONCURRENCY, async (database) => {
+      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      created.splice(created.indexOf(database), 1);
+    });
+    return { rtt, project, baseline, wrong: wrong.length };
+  } finally {
+    neonConfig.fetchFunction = undefined;
+    await relay?.close();
   }
 }
 
