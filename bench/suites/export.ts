@@ -34,7 +34,7 @@ import { type BenchContext, type Measurement, positiveIntFlag, ratio, type Suite
 const TABLES = ["public.customers", "public.events", "public.line_items"] as const;
 const MB = 1_000_000;
 
-async function seed(client: pg.Client, rows: number): Promise<Record<string, number>> {
+export async function seed(client: pg.Client, rows: number): Promise<Record<string, number>> {
   const customers = Math.max(1, Math.round(rows * 0.2));
   const lineItems = Math.max(1, Math.round(rows * 0.2));
   const events = Math.max(1, rows - customers - lineItems);

@@ -9,16 +9,22 @@
  * back exactly (no quoting rules per type, no statement per row), the file is far smaller and it
  * restores an order of magnitude faster.
  *
+ * Postgres builds each row's COPY line itself (every value through its type's output function,
+ * escaped the way `COPY … TO` escapes it, tab-separated, `\N` for NULL), so the Worker handles one
+ * string per row instead of one per value: its CPU (which Workers meter) goes into moving text, not
+ * into formatting it.
+ *
  * Memory stays flat whatever the tenant's size: rows are read by keyset pagination on the primary
  * key (or ctid for tables without one), and the page size adapts so a page stays near
- * `pageBytes`. Each table gets a row count and an order-independent checksum of its COPY lines,
- * so an export of the restored database can be compared with the original.
+ * `pageBytes`. The next page is requested as soon as a page arrives, so Postgres reads it while
+ * this one is hashed and written (at most two pages in memory). Each table gets a row count and an
+ * order-independent checksum of its COPY lines, so an export of the restored database can be
+ * compared with the original.
  *
  * Consistency: each page is its own transaction (HTTP has no sessions), so rows written during an
  * export may or may not appear; export from a quiet tenant, or a Neon branch, for a point-in-time copy.
  */
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import { type NeonQueryFunction, neon } from "@neondatabase/serverless";
 
 type RawSql = NeonQueryFunction<false, false>;
@@ -26,7 +32,7 @@ type RawSql = NeonQueryFunction<false, false>;
 export interface TableManifest {
   readonly name: string;
   readonly rows: number;
-  /** sha-256 based, order-independent: equal for equal sets of rows, whatever the page boundaries. */
+  /** 16 hex digits, order-independent: equal for equal sets of rows, whatever the page boundaries. */
   readonly checksum: string;
   readonly bytes: number;
 }
@@ -57,37 +63,122 @@ const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
 const qualified = (schema: string, name: string) => `${ident(schema)}.${ident(name)}`;
 
-/** COPY text format escaping (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2). */
-const COPY_SPECIAL = /[\\\n\r\t\b\f\v]/;
-const COPY_SPECIAL_ALL = /[\\\n\r\t\b\f\v]/g;
-const COPY_ESCAPES: Record<string, string> = {
-  "\\": "\\\\",
-  "\n": "\\n",
-  "\r": "\\r",
-  "\t": "\\t",
-  "\b": "\\b",
-  "\f": "\\f",
-  "\v": "\\v",
-};
+/**
+ * Type OIDs whose text output never holds a backslash, tab, newline, carriage return, backspace,
+ * form feed or vertical tab, so their COPY text needs no escaping: bool, int8, int2, int4, oid,
+ * float4, float8, date, time, timestamp, timestamptz, interval, timetz, numeric, uuid, and the
+ * arrays of these. Every other type (text, json, bytea, enums, domains, composites …) is escaped.
+ */
+const PLAIN_TYPES = new Set([
+  16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1186, 1266, 1700, 2950, 1000, 1016, 1005, 1007, 1028, 1021,
+  1022, 1182, 1183, 1115, 1185, 1187, 1270, 1231, 2951,
+]);
 
-/** COPY text format escaping (https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2). */
-export function copyEscape(value: string | null): string {
-  if (value === null) return "\\N";
-  // Most values need no escaping: test once instead of walking every character.
-  if (!COPY_SPECIAL.test(value)) return value;
-  return value.replace(COPY_SPECIAL_ALL, (char) => COPY_ESCAPES[char] ?? char);
+/**
+ * Types whose text output can hold a backslash but never a control character: bytea (hex, or
+ * octal escapes) and jsonb (its output escapes every control character inside strings). Only the
+ * backslash needs escaping, one `replace` instead of seven: jsonb is often a tenant's widest column.
+ */
+const BACKSLASH_ONLY_TYPES = new Set([17, 3802]);
+
+/**
+ * SQL for one value as a field of a COPY text line (https://www.postgresql.org/docs/current/sql-copy.html,
+ * "File Formats"): the type's text output with backslash first, then newline, carriage return and
+ * tab escaped, `\N` for NULL. `COPY … TO` also escapes backspace, form feed and vertical tab; those
+ * can never be a line's structure, so `escapeRareControls` does them on the whole page, which costs
+ * one scan instead of three more `replace` calls per value.
+ */
+function copyField(column: string, typeOid: number, textOut: string | null): string {
+  // `::text` is the output function except where a cast function exists (bool gives "true",
+  // inet adds the mask, char(n) drops its padding): those call their output function directly.
+  let value = textOut ? `textin(${textOut}(${column}))` : `${column}::text`;
+  if (BACKSLASH_ONLY_TYPES.has(typeOid)) {
+    value = `replace(${value}, E'\\\\', E'\\\\\\\\')`;
+  } else if (!PLAIN_TYPES.has(typeOid)) {
+    for (const [char, escaped] of [
+      ["\\\\", "\\\\\\\\"],
+      ["\\n", "\\\\n"],
+      ["\\r", "\\\\r"],
+      ["\\t", "\\\\t"],
+    ]) {
+      value = `replace(${value}, E'${char}', E'${escaped}')`;
+    }
+  }
+  return `coalesce(${value}, E'\\\\N')`;
 }
 
-const MOD = 1n << 256n;
+/** SQL for a row's whole COPY text line (no newline): the fields joined by tabs. */
+function copyLine(columns: readonly Column[]): string {
+  if (columns.length === 0) return "''";
+  return columns.map((c) => copyField(ident(c.name), c.typeOid, c.textOut)).join(" || E'\\t' || ");
+}
 
-/** Adds a row's sha-256 into an order-independent sum (mod 2^256). */
-function addRow(sum: bigint, line: string): bigint {
-  return (sum + BigInt(`0x${createHash("sha256").update(line).digest("hex")}`)) % MOD;
+const RARE_CONTROLS = /[\b\f\v]/;
+const RARE_CONTROLS_ALL = /[\b\f\v]/g;
+const RARE_ESCAPES: Record<string, string> = { "\b": "\\b", "\f": "\\f", "\v": "\\v" };
+
+/** Backspace, form feed and vertical tab as `COPY … TO` writes them (see copyField). */
+function escapeRareControls(text: string): string {
+  return RARE_CONTROLS.test(text) ? text.replace(RARE_CONTROLS_ALL, (char) => RARE_ESCAPES[char] ?? char) : text;
+}
+
+const COPY_UNESCAPES: Record<string, string> = { n: "\n", r: "\r", t: "\t", b: "\b", f: "\f", v: "\v" };
+
+/** The text of the key fields of a COPY line (fields at `indexes`), unescaped. */
+function lastKey(line: string, indexes: readonly number[]): (string | null)[] {
+  const fields = line.split("\t");
+  return indexes.map((index) => {
+    const field = fields[index] ?? "";
+    if (field === "\\N") return null;
+    return field.replace(/\\(.)/g, (_, char: string) => COPY_UNESCAPES[char] ?? char);
+  });
+}
+
+/**
+ * An order-independent 64-bit checksum of a table's COPY lines: per line two 32-bit hashes (FNV-1a
+ * and a multiply-rotate hash, each over the UTF-16 code units, finished with murmur3's mixer) are
+ * added into two sums mod 2^32. Equal sets of lines give equal sums whatever their order or page
+ * boundaries; it detects accidental differences, it is not a cryptographic digest.
+ */
+class LineChecksum {
+  private a = 0;
+  private b = 0;
+
+  add(line: string): void {
+    let h1 = 0x811c9dc5;
+    let h2 = 0x9747b28c ^ line.length;
+    for (let i = 0; i < line.length; i++) {
+      const c = line.charCodeAt(i);
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+      h2 = (h2 << 13) | (h2 >>> 19);
+    }
+    this.a = (this.a + fmix32(h1 ^ line.length)) >>> 0;
+    this.b = (this.b + fmix32(h2)) >>> 0;
+  }
+
+  hex(): string {
+    return this.a.toString(16).padStart(8, "0") + this.b.toString(16).padStart(8, "0");
+  }
+}
+
+/** murmur3's 32-bit finaliser: every input bit affects every output bit. */
+function fmix32(value: number): number {
+  let h = value;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
 }
 
 interface Column {
   name: string;
   type: string;
+  typeOid: number;
+  /** The type's output function, when a `::text` cast would not call it (see copyField). */
+  textOut: string | null;
   notNull: boolean;
   default: string | null;
   identity: string;
@@ -134,8 +225,8 @@ export function exportDatabase(connectionString: string, options: ExportOptions 
   let finished = false;
 
   async function* generate(): AsyncGenerator<string> {
-    const emit = (text: string) => {
-      totalBytes += Buffer.byteLength(text);
+    const emit = (text: string, bytes = Buffer.byteLength(text)) => {
+      totalBytes += bytes;
       return text;
     };
     const nsFilter = schemaFilter(exclude);
@@ -262,6 +353,8 @@ BEGIN;
       const columns = await rows<{
         name: string;
         type: string;
+        typeoid: string;
+        textout: string | null;
         notnull: string;
         def: string | null;
         identity: string;
@@ -269,7 +362,12 @@ BEGIN;
         collation: string | null;
       }>(
         sql,
-        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull::text AS notnull,
+        `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.atttypid::text AS typeoid,
+                CASE WHEN EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castsource = coalesce(nullif(ty.typbasetype, 0), a.atttypid)
+                                    AND ca.casttarget = 'pg_catalog.text'::regtype AND ca.castmethod = 'f')
+                     THEN (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.proname) FROM pg_proc p
+                           JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = ty.typoutput) END AS textout,
+                a.attnotnull::text AS notnull,
                 pg_get_expr(ad.adbin, ad.adrelid) AS def, a.attidentity::text AS identity, a.attgenerated::text AS generated,
                 CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
                      THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation
@@ -294,6 +392,8 @@ BEGIN;
         columns: columns.map((c) => ({
           name: c.name,
           type: c.type,
+          typeOid: Number(c.typeoid),
+          textOut: c.textout,
           notNull: c.notnull === "true",
           default: c.def,
           identity: c.identity,
@@ -329,60 +429,60 @@ BEGIN;
       const copyColumns = table.columns.filter((c) => c.generated !== "s");
       const name = qualified(table.schema, table.name);
       yield emit(`\nCOPY ${name} (${copyColumns.map((c) => ident(c.name)).join(", ")}) FROM stdin;\n`);
-      const select = copyColumns.map((c) => `${ident(c.name)}::text`).join(", ");
-      const byKey = table.key.length > 0;
-      const keySelect = byKey ? table.key.map((k) => `${ident(k.name)}::text`).join(", ") : "ctid::text";
-      // Qualified: a bare name in ORDER BY means the output column of that name first, which here
-      // is the key cast to text (`"id"::text` is named "id"), and text order is not the key's order.
-      const order = byKey ? table.key.map((k) => `${name}.${ident(k.name)}`).join(", ") : `${name}.ctid`;
+      // Keyset pages on the primary key, whose values are read back from each page's last line;
+      // by ctid when there is no key or a key column is generated (not in the line).
+      const keyFields = table.key.map((k) => copyColumns.findIndex((c) => c.name === k.name));
+      const byKey = keyFields.length > 0 && keyFields.every((index) => index >= 0);
+      const keys = byKey ? table.key.map((k) => `${name}.${ident(k.name)}`) : [`${name}.ctid`];
+      const aliases = keys.map((_, i) => `k${i + 1}`);
+      const after = byKey
+        ? `WHERE (${table.key.map((k) => ident(k.name)).join(", ")}) > (${table.key.map((k, i) => `$${i + 1}::${k.type}`).join(", ")})`
+        : "WHERE ctid > $1::tid";
+      // One row per page: the row count, the COPY lines in key order joined by newlines (one
+      // string to carry instead of one per row), and without a key the last ctid. The inner ORDER
+      // BY is qualified: a bare name there would mean an output column of that name first.
+      const select = `SELECT count(*)::text, string_agg(line, E'\\n' ORDER BY ${aliases.join(", ")})${byKey ? "" : ", max(k1)::text"}
+        FROM (SELECT ${keys.map((key, i) => `${key} AS ${aliases[i]}`).join(", ")}, ${copyLine(copyColumns)} AS line
+              FROM ${name} %WHERE% ORDER BY ${keys.join(", ")} LIMIT %LIMIT%) AS page`;
+      const fetchPage = async (limit: number, key: (string | null)[] | undefined) => {
+        const text = select.replace("%WHERE%", key ? after : "").replace("%LIMIT%", String(limit));
+        const [row] = (await sql.query(text, key ?? [], {
+          arrayMode: true,
+          fullResults: false,
+          types: RAW_TYPES,
+        })) as unknown as (string | null)[][];
+        return { rows: Number(row?.[0] ?? 0), lines: escapeRareControls(row?.[1] ?? ""), lastCtid: row?.[2] ?? null };
+      };
       let limit = 500;
-      let after: (string | null)[] | undefined;
+      let pending: ReturnType<typeof fetchPage> | undefined = fetchPage(limit, undefined);
       let count = 0;
       let bytes = 0;
-      let sum = 0n;
-      for (;;) {
-        let where = "";
-        if (after) {
-          where = byKey
-            ? `WHERE (${table.key.map((k) => ident(k.name)).join(", ")}) > (${table.key.map((k, i) => `$${i + 1}::${k.type}`).join(", ")})`
-            : "WHERE ctid > $1::tid";
-        }
-        const page = (await sql.query(
-          `SELECT ${keySelect}, ${select || "NULL"} FROM ${name} ${where} ORDER BY ${order} LIMIT ${limit}`,
-          after ?? [],
-          {
-            arrayMode: true,
-            fullResults: false,
-            types: RAW_TYPES,
-          },
-        )) as unknown as (string | null)[][];
-        if (page.length === 0) break;
-        const keyWidth = byKey ? table.key.length : 1;
-        let chunk = "";
-        for (const row of page) {
-          const values = copyColumns.length ? row.slice(keyWidth) : [];
-          const line = `${values.map(copyEscape).join("\t")}\n`;
-          sum = addRow(sum, line);
-          chunk += line;
-        }
-        count += page.length;
+      const checksum = new LineChecksum();
+      while (pending) {
+        const page = await pending;
+        pending = undefined;
+        if (page.rows === 0) break;
+        const chunk = `${page.lines}\n`;
         const chunkBytes = Buffer.byteLength(chunk);
+        const lines = page.lines.split("\n");
+        if (lines.length !== page.rows)
+          throw new Error(`${name}: a page of ${page.rows} rows held ${lines.length} lines`);
+        if (page.rows === limit) {
+          // Ask for the next page now, so Postgres reads it while this one is hashed and written;
+          // aim it at pageBytes: flat memory whatever the row size.
+          limit = Math.max(1, Math.min(50_000, Math.floor(pageBytes / Math.max(1, chunkBytes / page.rows))));
+          pending = fetchPage(limit, byKey ? lastKey(lines.at(-1) as string, keyFields) : [page.lastCtid]);
+          // Not awaited until the next turn: a failure surfaces there, not as an unhandled rejection.
+          pending.catch(() => {});
+        }
+        for (const line of lines) checksum.add(line);
+        count += page.rows;
         bytes += chunkBytes;
-        yield emit(chunk);
+        yield emit(chunk, chunkBytes);
         options.onProgress?.(`${table.schema}.${table.name}`, count);
-        if (page.length < limit) break;
-        after = (page.at(-1) as (string | null)[]).slice(0, keyWidth);
-        // Aim the next page at pageBytes: flat memory whatever the row size.
-        const perRow = Math.max(1, chunkBytes / page.length);
-        limit = Math.max(1, Math.min(50_000, Math.floor(pageBytes / perRow)));
       }
       yield emit("\\.\n");
-      tables.push({
-        name: `${table.schema}.${table.name}`,
-        rows: count,
-        checksum: sum.toString(16).padStart(64, "0"),
-        bytes,
-      });
+      tables.push({ name: `${table.schema}.${table.name}`, rows: count, checksum: checksum.hex(), bytes });
     }
 
     // Sequence values, then constraints (keys first, foreign keys last), indexes and views.

@@ -34,6 +34,22 @@ const TABLES: Record<string, [string, string]> = {
     "CREATE TABLE texts (k text PRIMARY KEY, v int)",
     "INSERT INTO texts SELECT 'k' || i, i FROM generate_series(1, 2000) AS i",
   ],
+  // Keys read back from the COPY text of a page's last line: escaped characters must unescape.
+  oddkeys: [
+    "CREATE TABLE oddkeys (k text PRIMARY KEY, v int)",
+    `INSERT INTO oddkeys SELECT (ARRAY[E'tab\\t', E'nl\\n', E'bs\\\\', E'\\\\N', 'q"', E'cr\\r', E'vt\\v'])[1 + i % 7] || i, i
+     FROM generate_series(1, 2100) AS i`,
+  ],
+  // Key types whose ::text is not their output function (bool, inet).
+  castkeys: [
+    "CREATE TABLE castkeys (flag bool, ip inet, n int, PRIMARY KEY (flag, ip, n))",
+    "INSERT INTO castkeys SELECT i % 2 = 0, ('10.0.' || (i % 5) || '.1')::inet, i FROM generate_series(1, 2000) AS i",
+  ],
+  // A generated primary key is not in the COPY line: paged by ctid instead.
+  genkey: [
+    "CREATE TABLE genkey (a int NOT NULL, k int GENERATED ALWAYS AS (a * 2) STORED PRIMARY KEY)",
+    "INSERT INTO genkey SELECT i FROM generate_series(1, 1500) AS i",
+  ],
   nokey: [
     "CREATE TABLE nokey (a int, b text)",
     "INSERT INTO nokey SELECT i % 50, repeat('x', 100) || i FROM generate_series(1, 3000) AS i",

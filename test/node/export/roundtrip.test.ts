@@ -4,6 +4,9 @@
  * columns, constraints, indexes (from the catalogs), row counts and per-table checksums.
  * psql must be on PATH: a missing psql fails this test, it never skips.
  *
+ * Every data block is byte for byte what `COPY … TO STDOUT` writes for the same table (as a set of
+ * lines: the export is in key order).
+ *
  * The same dump also goes through uploadGzip (the code that writes it to R2) into an in-memory
  * bucket, and the .sql.gz it produced restores with `gunzip -c FILE | psql -v ON_ERROR_STOP=1`.
  */
@@ -43,6 +46,9 @@ const SETUP = [
   "CREATE TABLE parents (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL UNIQUE)",
   "CREATE TABLE children (parent_id int NOT NULL REFERENCES parents(id) ON DELETE CASCADE, pos int NOT NULL, label text, PRIMARY KEY (parent_id, pos))",
   "CREATE TABLE no_key (a text, b int)",
+  // Types whose ::text cast is not their output function (COPY writes the output function's text).
+  `CREATE TABLE casts (id int PRIMARY KEY, b bool, ch char(6), ip inet, net cidr, nm name, qc "char", ba bool[],
+     vc varchar(10), fixed char(3)[])`,
   "CREATE INDEX kinds_tstz_idx ON kinds (tstz DESC) WHERE b",
   "CREATE UNIQUE INDEX no_key_lower_a ON no_key (lower(a))",
   "CREATE VIEW happy_kinds AS SELECT id, t FROM kinds WHERE m = 'happy'",
@@ -62,6 +68,7 @@ const TRICKY = [
   "ünïcødé 🌍 中文",
   "'quote' \"dq\"",
   "\u0001ctrl",
+  "bs\bff\fvt\v end",
   "x".repeat(200_000),
 ];
 
@@ -106,6 +113,10 @@ beforeAll(async () => {
   await sql.query("INSERT INTO children VALUES (1, 1, 'a'), (1, 2, NULL), (2, 1, E'multi\\nline')");
   await sql.query("INSERT INTO no_key VALUES ('dup', 1), ('DUP2', 1), (NULL, NULL)");
   await sql.query("INSERT INTO extra.notes (body) VALUES ('n1'), ('n2')");
+  await sql.query(
+    `INSERT INTO casts VALUES (1, true, 'ab', '10.0.0.1', '10.1.0.0/16', 'n a', 'q', '{t,f,NULL}', 'v ', '{"a ",b}'),
+       (2, false, E'x\\\\y', '::1', '::/0', E'tab\\tname', E'\\\\', '{}', '', NULL), (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
+  );
   await sql.query("SELECT nextval('extra.ticket_seq')");
   // The target role must be able to create what the dump creates: make it the schema owner.
   await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${target.role}`), target.name);
@@ -163,6 +174,30 @@ describe("export → psql restore", () => {
       neon(target.url).query("SELECT nextval('kinds_id_seq') AS v, nextval('extra.ticket_seq') AS t"),
     ]);
     expect(nextB).toEqual(nextA);
+  });
+
+  it("writes each table's data exactly as COPY … TO STDOUT does", async () => {
+    const { text } = await dump(source.url);
+    const blocks = [...text.matchAll(/^COPY (.+) FROM stdin;\n([\s\S]*?)^\\\.\n/gm)];
+    expect(blocks.map((b) => b[1]?.split(" (")[0])).toEqual([
+      '"extra"."notes"',
+      '"public"."casts"',
+      '"public"."children"',
+      '"public"."kinds"',
+      '"public"."no_key"',
+      '"public"."parents"',
+    ]);
+    for (const [, target, data] of blocks) {
+      const { stdout } = await run(
+        "psql",
+        ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", source.url, "-c", `COPY ${target} TO STDOUT`],
+        {
+          maxBuffer: 64 * 1024 * 1024,
+        },
+      );
+      const lines = (block: string | undefined) => (block ?? "").split("\n").sort();
+      expect(lines(data), target).toEqual(lines(stdout));
+    }
   });
 
   it("the gzip file uploadGzip streams to the bucket restores with gunzip -c | psql", async () => {
