@@ -10,14 +10,15 @@
  * restores an order of magnitude faster.
  *
  * Postgres builds each row's COPY line itself (every value through its type's output function,
- * escaped the way `COPY … TO` escapes it, tab-separated, `\N` for NULL), so the Worker handles one
- * string per row instead of one per value: its CPU (which Workers meter) goes into moving text, not
- * into formatting it.
+ * escaped the way `COPY … TO` escapes it, tab-separated, `\N` for NULL) and joins a page of lines
+ * into one string, so the Worker carries one value per page instead of one per value: its CPU
+ * (which Workers meter) goes into moving text, not into formatting it. The data blocks are byte
+ * for byte what `COPY … TO STDOUT` writes.
  *
- * Memory stays flat whatever the tenant's size: rows are read by keyset pagination on the primary
- * key (or ctid for tables without one), and the page size adapts so a page stays near
- * `pageBytes`. The next page is requested as soon as a page arrives, so Postgres reads it while
- * this one is hashed and written (at most two pages in memory). Each table gets a row count and an
+ * Memory stays flat whatever the tenant's size: rows are read in pages of about `pageBytes`
+ * (the page size adapts to the row size), at most PAGES_IN_FLIGHT + 1 pages at a time. Tables with
+ * a primary key are cut into key ranges ahead of time, so Postgres builds the next pages while one
+ * is hashed and written; tables without one are paged by ctid. Each table gets a row count and an
  * order-independent checksum of its COPY lines, so an export of the restored database can be
  * compared with the original.
  *
@@ -48,7 +49,10 @@ export interface ExportStats {
 }
 
 export interface ExportOptions {
-  /** Target size of one page of rows, in bytes of COPY text (default 1 MiB). */
+  /**
+   * Target size of one page of rows, in bytes of COPY text (default 2 MiB: well under the 10 MB
+   * response cap of older Neon docs, and few enough requests that per-request costs stay small).
+   */
   readonly pageBytes?: number;
   /** Schemas left out (default: `tenantry`, the migration ledger). */
   readonly excludeSchemas?: readonly string[];
@@ -122,18 +126,6 @@ function escapeRareControls(text: string): string {
   return RARE_CONTROLS.test(text) ? text.replace(RARE_CONTROLS_ALL, (char) => RARE_ESCAPES[char] ?? char) : text;
 }
 
-const COPY_UNESCAPES: Record<string, string> = { n: "\n", r: "\r", t: "\t", b: "\b", f: "\f", v: "\v" };
-
-/** The text of the key fields of a COPY line (fields at `indexes`), unescaped. */
-function lastKey(line: string, indexes: readonly number[]): (string | null)[] {
-  const fields = line.split("\t");
-  return indexes.map((index) => {
-    const field = fields[index] ?? "";
-    if (field === "\\N") return null;
-    return field.replace(/\\(.)/g, (_, char: string) => COPY_UNESCAPES[char] ?? char);
-  });
-}
-
 /**
  * An order-independent 64-bit checksum of a table's COPY lines: per line two 32-bit hashes (FNV-1a
  * and a multiply-rotate hash, each over the UTF-16 code units, finished with murmur3's mixer) are
@@ -195,6 +187,115 @@ interface Table {
   key: { name: string; type: string }[];
 }
 
+interface Page {
+  readonly rows: number;
+  /** The rows' COPY lines, in key order, joined by newlines (no trailing newline). */
+  readonly lines: string;
+}
+
+/** Pages in flight at once on a keyed table: Postgres builds one while it sends another. */
+const PAGES_IN_FLIGHT = 2;
+
+/**
+ * A table's rows as pages of COPY lines, in key order, each page about `pageBytes` (the row size is
+ * learned from the pages read: `sized`). One request per page: the row count and the lines joined
+ * into one string (one value to carry instead of one per row).
+ *
+ * With a primary key the table is cut into key ranges ahead of time: a cheap keys-only query
+ * finds where the next page ends, so the next ranges are requested while one is read, and
+ * Postgres builds them in parallel. The ranges cover the key space without overlap, so every row
+ * that exists throughout the export is read exactly once. Without a key, pages follow each other
+ * by ctid, the next one requested as soon as a page arrives.
+ */
+function pageReader(sql: RawSql, table: Table, name: string, line: string, pageBytes: number) {
+  const byKey = table.key.length > 0;
+  // Qualified: a bare name in ORDER BY means an output column of that name first (`"id"::text` is
+  // named "id"), and a key's text order is not its order.
+  const keys = byKey ? table.key.map((k) => `${name}.${ident(k.name)}`) : [`${name}.ctid`];
+  const aliases = keys.map((_, i) => `k${i + 1}`);
+  const tuple = `(${keys.join(", ")})`;
+  const params = (from: number) => `(${table.key.map((k, i) => `$${from + i}::${k.type}`).join(", ")})`;
+  const run = async (text: string, values: unknown[]) =>
+    (await sql.query(text, values, { arrayMode: true, fullResults: false, types: RAW_TYPES })) as unknown as (
+      | string
+      | null
+    )[][];
+  const read = async (
+    where: string[],
+    values: unknown[],
+    limit?: number,
+  ): Promise<Page & { lastCtid?: string; limit?: number }> => {
+    const [row] = await run(
+      `SELECT count(*)::text, string_agg(line, E'\\n' ORDER BY ${aliases.join(", ")})${byKey ? "" : ", max(k1)::text"}
+       FROM (SELECT ${keys.map((key, i) => `${key} AS ${aliases[i]}`).join(", ")}, ${line} AS line FROM ${name}
+             ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${keys.join(", ")}
+             ${limit === undefined ? "" : `LIMIT ${limit}`}) AS page`,
+      values,
+    );
+    return {
+      rows: Number(row?.[0] ?? 0),
+      lines: escapeRareControls(row?.[1] ?? ""),
+      lastCtid: row?.[2] ?? undefined,
+      limit,
+    };
+  };
+
+  let limit = 500;
+  const queue: Promise<Page & { lastCtid?: string; limit?: number }>[] = [];
+  const enqueue = (page: Promise<Page & { lastCtid?: string; limit?: number }>) => {
+    // Awaited in turn: a failure surfaces there, not as an unhandled rejection.
+    page.catch(() => {});
+    queue.push(page);
+  };
+  let start: (string | null)[] | undefined;
+  let exhausted = false;
+
+  /** Keyed: the key of the row `limit` rows after `start`, or undefined when fewer are left. */
+  const boundary = async (): Promise<(string | null)[] | undefined> => {
+    const [row] = await run(
+      `SELECT ${keys.map((key) => `${key}::text`).join(", ")} FROM ${name}
+       ${start ? `WHERE ${tuple} > ${params(1)}` : ""} ORDER BY ${keys.join(", ")} OFFSET ${limit - 1} LIMIT 1`,
+      start ?? [],
+    );
+    return row;
+  };
+
+  return {
+    /** Tells the reader the bytes per row of the last page, to size the next ones. */
+    sized(bytesPerRow: number) {
+      limit = Math.max(1, Math.min(50_000, Math.floor(pageBytes / Math.max(1, bytesPerRow))));
+    },
+    async next(): Promise<Page | undefined> {
+      for (;;) {
+        if (byKey) {
+          while (!exhausted && queue.length < PAGES_IN_FLIGHT) {
+            const from = start;
+            const to = await boundary();
+            const where: string[] = [];
+            if (from) where.push(`${tuple} > ${params(1)}`);
+            if (to) where.push(`${tuple} <= ${params(from ? from.length + 1 : 1)}`);
+            enqueue(read(where, [...(from ?? []), ...(to ?? [])]));
+            start = to;
+            exhausted = to === undefined;
+          }
+        } else if (!exhausted && queue.length === 0) {
+          enqueue(read([], [], limit));
+        }
+        const page = await queue.shift();
+        if (!page) return undefined;
+        if (!byKey) {
+          // The next ctid page starts after this one's last row; a short page was the last.
+          if (page.limit !== undefined && page.rows === page.limit && page.lastCtid)
+            enqueue(read(["ctid > $1::tid"], [page.lastCtid], limit));
+          else exhausted = true;
+        }
+        // A key range can be empty (its rows deleted meanwhile, or the last range): read on.
+        if (page.rows > 0) return page;
+      }
+    },
+  };
+}
+
 /**
  * Catalog queries run with an empty search_path (in the same transaction), so pg_get_expr,
  * format_type and friends schema-qualify every name, as pg_dump does: the dump restores with
@@ -217,7 +318,7 @@ function schemaFilter(exclude: readonly string[]): string {
 export function exportDatabase(connectionString: string, options: ExportOptions = {}) {
   const sql = neon(connectionString, { fullResults: false, readOnly: true }) as unknown as RawSql;
   const exclude = options.excludeSchemas ?? ["tenantry"];
-  const pageBytes = options.pageBytes ?? 1024 * 1024;
+  const pageBytes = options.pageBytes ?? 2 * 1024 * 1024;
   const tables: TableManifest[] = [];
   const started = Date.now();
   let totalBytes = 0;
@@ -429,52 +530,19 @@ BEGIN;
       const copyColumns = table.columns.filter((c) => c.generated !== "s");
       const name = qualified(table.schema, table.name);
       yield emit(`\nCOPY ${name} (${copyColumns.map((c) => ident(c.name)).join(", ")}) FROM stdin;\n`);
-      // Keyset pages on the primary key, whose values are read back from each page's last line;
-      // by ctid when there is no key or a key column is generated (not in the line).
-      const keyFields = table.key.map((k) => copyColumns.findIndex((c) => c.name === k.name));
-      const byKey = keyFields.length > 0 && keyFields.every((index) => index >= 0);
-      const keys = byKey ? table.key.map((k) => `${name}.${ident(k.name)}`) : [`${name}.ctid`];
-      const aliases = keys.map((_, i) => `k${i + 1}`);
-      const after = byKey
-        ? `WHERE (${table.key.map((k) => ident(k.name)).join(", ")}) > (${table.key.map((k, i) => `$${i + 1}::${k.type}`).join(", ")})`
-        : "WHERE ctid > $1::tid";
-      // One row per page: the row count, the COPY lines in key order joined by newlines (one
-      // string to carry instead of one per row), and without a key the last ctid. The inner ORDER
-      // BY is qualified: a bare name there would mean an output column of that name first.
-      const select = `SELECT count(*)::text, string_agg(line, E'\\n' ORDER BY ${aliases.join(", ")})${byKey ? "" : ", max(k1)::text"}
-        FROM (SELECT ${keys.map((key, i) => `${key} AS ${aliases[i]}`).join(", ")}, ${copyLine(copyColumns)} AS line
-              FROM ${name} %WHERE% ORDER BY ${keys.join(", ")} LIMIT %LIMIT%) AS page`;
-      const fetchPage = async (limit: number, key: (string | null)[] | undefined) => {
-        const text = select.replace("%WHERE%", key ? after : "").replace("%LIMIT%", String(limit));
-        const [row] = (await sql.query(text, key ?? [], {
-          arrayMode: true,
-          fullResults: false,
-          types: RAW_TYPES,
-        })) as unknown as (string | null)[][];
-        return { rows: Number(row?.[0] ?? 0), lines: escapeRareControls(row?.[1] ?? ""), lastCtid: row?.[2] ?? null };
-      };
-      let limit = 500;
-      let pending: ReturnType<typeof fetchPage> | undefined = fetchPage(limit, undefined);
+      const pages = pageReader(sql, table, name, copyLine(copyColumns), pageBytes);
       let count = 0;
       let bytes = 0;
       const checksum = new LineChecksum();
-      while (pending) {
-        const page = await pending;
-        pending = undefined;
-        if (page.rows === 0) break;
+      for (;;) {
+        const page = await pages.next();
+        if (!page) break;
         const chunk = `${page.lines}\n`;
         const chunkBytes = Buffer.byteLength(chunk);
         const lines = page.lines.split("\n");
         if (lines.length !== page.rows)
           throw new Error(`${name}: a page of ${page.rows} rows held ${lines.length} lines`);
-        if (page.rows === limit) {
-          // Ask for the next page now, so Postgres reads it while this one is hashed and written;
-          // aim it at pageBytes: flat memory whatever the row size.
-          limit = Math.max(1, Math.min(50_000, Math.floor(pageBytes / Math.max(1, chunkBytes / page.rows))));
-          pending = fetchPage(limit, byKey ? lastKey(lines.at(-1) as string, keyFields) : [page.lastCtid]);
-          // Not awaited until the next turn: a failure surfaces there, not as an unhandled rejection.
-          pending.catch(() => {});
-        }
+        pages.sized(chunkBytes / page.rows);
         for (const line of lines) checksum.add(line);
         count += page.rows;
         bytes += chunkBytes;

@@ -67,14 +67,14 @@ function send(
   body: unknown,
   extraHeaders: Record<string, string> = {},
 ): void {
-  const text = typeof body === "string" ? body : JSON.stringify(body);
+  const bytes = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === "string" ? body : JSON.stringify(body));
   response.writeHead(status, {
     "content-type": "application/json",
-    "content-length": Buffer.byteLength(text),
+    "content-length": bytes.length,
     ...CORS_HEADERS,
     ...extraHeaders,
   });
-  response.end(text);
+  response.end(bytes);
 }
 
 /** Reads the body as UTF-8 text, refusing more than `limit` bytes without buffering them. */
@@ -151,7 +151,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const idleWaiters = new Set<() => void>();
 
   /** Answers one POST /sql; `onTarget` learns the target as soon as it is known, for logs. */
-  async function handleSql(request: IncomingMessage, onTarget: (target: Target) => void): Promise<string> {
+  async function handleSql(request: IncomingMessage, onTarget: (target: Target) => void): Promise<Buffer> {
     // Read the (bounded) body first so an early refusal never leaves unread bytes on the socket.
     const text = await readBody(request, maxBodyBytes);
     const target = parseConnectionString(request.headers);
@@ -175,8 +175,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         throw error;
       }
     });
-    const json = JSON.stringify(payload);
-    if (Buffer.byteLength(json) > maxResponseBytes) {
+    // Encoded once: the size check and the Content-Length use the same bytes that are sent.
+    const json = Buffer.from(JSON.stringify(payload));
+    if (json.length > maxResponseBytes) {
       throw new GatewayError(400, "54000", `response is too large (max is ${maxResponseBytes} bytes)`);
     }
     return json;
