@@ -13,12 +13,14 @@
  *   psql (libpq), its output piped into this process and counted.
  *
  * Rows/s and MB/s of COPY text (the SQL's data) for each, the export/COPY ratio (target ≥ 0.3),
+ * what gzip alone (CompressionStream over the same SQL held in memory) takes on this machine,
  * gzip size, and peak memory of the export runs: process.memoryUsage() sampled every 50 ms, peak
  * minus the value just before the run (uncollected garbage included: V8 collects lazily), and the
  * live heap right after a full GC once a second (what the export actually holds). The gateway runs
- * in this process (startLocalStack), so its CPU and memory are counted with the export path's: a
- * conservative figure, since in production that work is Neon's. Each case runs twice (once with
- * --quick); the fastest run is reported.
+ * in a process of its own (bench/gateway-process.ts), so this process's CPU and memory are the
+ * Worker's side only, as in production where the HTTP endpoint is Neon's; its CPU is reported
+ * apart. All of it (Postgres, gateway, export, gzip) shares this machine's cores, as COPY's psql
+ * and Postgres do. Each case runs twice (once with --quick); the fastest run is reported.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -29,6 +31,7 @@ import pg from "pg";
 import { exportDatabase } from "../../src/control/export/engine.ts";
 import { type ExportBucket, PART_BYTES, uploadGzip } from "../../src/control/export/service.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
+import { type GatewayProcess, startGatewayProcess } from "../gateway-process.ts";
 import { type BenchContext, type Measurement, positiveIntFlag, ratio, type Suite, type SuiteResult } from "../lib.ts";
 
 const TABLES = ["public.customers", "public.events", "public.line_items"] as const;
@@ -149,6 +152,8 @@ interface Run {
   readonly parts: number;
   readonly peak: Peak | undefined;
   readonly cpuMs: number;
+  /** The gateway process (Neon's side), when it can be read. */
+  readonly gatewayCpuMs: number | undefined;
 }
 
 /** R2 stand-in that keeps nothing: counts parts and bytes, checks the part sizes. */
@@ -179,9 +184,10 @@ function nullBucket(): ExportBucket & { readonly sizes: number[] } {
   };
 }
 
-async function exportRun(url: string, gzip: boolean): Promise<Run> {
+async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess): Promise<Run> {
   const memory = memorySampler();
   const cpu = process.cpuUsage();
+  const gatewayCpu = gateway.cpuSeconds();
   const started = performance.now();
   const exporter = exportDatabase(url);
   let gzipBytes = 0;
@@ -208,6 +214,7 @@ async function exportRun(url: string, gzip: boolean): Promise<Run> {
     parts,
     peak,
     cpuMs: (used.user + used.system) / 1000,
+    gatewayCpuMs: gatewayCpu === undefined ? undefined : ((gateway.cpuSeconds() ?? 0) - gatewayCpu) * 1000,
   };
 }
 
@@ -243,6 +250,7 @@ async function copyRun(url: string): Promise<Run> {
     parts: 0,
     peak: undefined,
     cpuMs: 0,
+    gatewayCpuMs: undefined,
   };
 }
 
@@ -276,7 +284,13 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
 
   ctx.log("starting Postgres and the gateway");
   const stack = await startLocalStack({ gateway: { port: 0 } });
-  neonConfig.fetchEndpoint = stack.gateway.url;
+  // The export talks to a gateway in its own process: this process is then the Worker's side only
+  // (its CPU and memory), as in production where the HTTP endpoint is Neon's.
+  const gateway = await startGatewayProcess().catch(async (error: unknown) => {
+    await stack.stop();
+    throw error;
+  });
+  neonConfig.fetchEndpoint = gateway.url;
   const database = `bench_export_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: stack.postgres.url });
   try {
@@ -300,10 +314,23 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       ctx.log(`COPY TO STDOUT via psql (run ${i + 1}/${repeats})`);
       copies.push(await copyRun(url));
       ctx.log(`export, engine only (run ${i + 1}/${repeats})`);
-      engines.push(await exportRun(url, false));
+      engines.push(await exportRun(url, false, gateway));
       ctx.log(`export, engine + gzip + multipart (run ${i + 1}/${repeats})`);
-      wholes.push(await exportRun(url, true));
+      wholes.push(await exportRun(url, true, gateway));
     }
+
+    // What gzip alone costs here: CompressionStream over the same SQL, already in memory as bytes.
+    ctx.log("gzip alone: CompressionStream over the export's SQL, held in memory");
+    const sqlChunks: string[] = [];
+    for await (const chunk of exportDatabase(url).chunks) sqlChunks.push(chunk);
+    const blob = new Blob(sqlChunks);
+    sqlChunks.length = 0;
+    const gzipStarted = performance.now();
+    let gzipAloneBytes = 0;
+    for await (const part of blob.stream().pipeThrough(new CompressionStream("gzip"))) {
+      gzipAloneBytes += part.byteLength;
+    }
+    const gzipAloneMs = performance.now() - gzipStarted;
 
     // Same data on every path: rows, and the COPY text itself (the export writes COPY's format).
     for (const r of [...copies, ...engines, ...wholes]) {
@@ -340,7 +367,15 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
         "ratio export whole path / COPY (rows/s; target ≥ 0.3)": ratio(copy.ms, whole.ms),
         "ratio export engine only / COPY (rows/s)": ratio(copy.ms, engine.ms),
         "gzip + multipart share of the whole path (1 − engine/whole; noisy)": ratio(whole.ms - engine.ms, whole.ms),
-        "export whole path CPU s (this process, gateway included)": Math.round(whole.cpuMs / 100) / 10,
+        "gzip alone: CompressionStream over the SQL in memory (s)": Math.round(gzipAloneMs) / 1000,
+        "gzip alone MB/s of SQL": mbPerSecond(blob.size, gzipAloneMs),
+        "gzip alone output (MB)": mb(gzipAloneBytes),
+        "gzip alone / COPY wall time": ratio(gzipAloneMs, copy.ms),
+        "export whole path CPU s (this process: the Worker's side, gzip threads included)":
+          Math.round(whole.cpuMs / 100) / 10,
+        ...(whole.gatewayCpuMs === undefined
+          ? {}
+          : { "gateway process CPU s, whole path run (Neon's side)": Math.round(whole.gatewayCpuMs / 100) / 10 }),
         "peak RSS over baseline, engine only (MB)": mb(peakOf(engines, "rss")),
         "peak heapUsed over baseline, engine only (MB)": mb(peakOf(engines, "heap")),
         "peak RSS over baseline, whole path (MB)": mb(peakOf(wholes, "rss")),
@@ -352,6 +387,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       },
     };
   } finally {
+    await gateway.close();
     await stack.gateway.close();
     if (process.env.DATABASE_URL) await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
     await admin.end().catch(() => {});
