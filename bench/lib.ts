@@ -1,7 +1,8 @@
 /**
  * Shared benchmark helpers: latency percentiles, a measuring loop with warmup and concurrency,
- * the suite contract and table formatting. All times are in milliseconds.
+ * the suite contract, table formatting and machine CPU. All times are in milliseconds.
  */
+import { readFileSync } from "node:fs";
 
 /** What every suite receives. */
 export interface BenchContext {
@@ -139,4 +140,19 @@ export function positiveIntFlag(ctx: BenchContext, name: string): number | undef
   const n = Number(value.replaceAll("_", ""));
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive whole number, got ${value}`);
   return n;
+}
+
+/** Linux reports /proc/stat in USER_HZ ticks, 100 per second on every mainstream kernel. */
+export const MS_PER_TICK = 10;
+
+/** Busy and total CPU time of the whole machine (every process, not only ours), in ticks; Linux only. */
+export function machineCpu(): { busy: number; total: number } | undefined {
+  try {
+    const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    const total = fields.reduce((a, b) => a + b, 0);
+    return total > 0 ? { busy: total - idle, total } : undefined;
+  } catch {
+    return undefined;
+  }
 }

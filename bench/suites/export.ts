@@ -32,7 +32,16 @@ import { exportDatabase } from "../../src/control/export/engine.ts";
 import { type ExportBucket, PART_BYTES, uploadGzip } from "../../src/control/export/service.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
 import { type GatewayProcess, startGatewayProcess } from "../gateway-process.ts";
-import { type BenchContext, type Measurement, positiveIntFlag, ratio, type Suite, type SuiteResult } from "../lib.ts";
+import {
+  type BenchContext,
+  type Measurement,
+  MS_PER_TICK,
+  machineCpu,
+  positiveIntFlag,
+  ratio,
+  type Suite,
+  type SuiteResult,
+} from "../lib.ts";
 
 const TABLES = ["public.customers", "public.events", "public.line_items"] as const;
 const MB = 1_000_000;
@@ -154,6 +163,8 @@ interface Run {
   readonly cpuMs: number;
   /** The gateway process (Neon's side), when it can be read. */
   readonly gatewayCpuMs: number | undefined;
+  /** Every other process on the machine (Postgres; for COPY also psql), when it can be read. */
+  readonly othersCpuMs: number | undefined;
 }
 
 /** R2 stand-in that keeps nothing: counts parts and bytes, checks the part sizes. */
@@ -184,10 +195,18 @@ function nullBucket(): ExportBucket & { readonly sizes: number[] } {
   };
 }
 
+/** CPU ms of every process on the machine since `before`, minus the `known` ones (ms each). */
+function othersCpu(before: ReturnType<typeof machineCpu>, known: number[]): number | undefined {
+  const after = machineCpu();
+  if (!before || !after) return undefined;
+  return Math.max(0, (after.busy - before.busy) * MS_PER_TICK - known.reduce((a, b) => a + b, 0));
+}
+
 async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess): Promise<Run> {
   const memory = memorySampler();
   const cpu = process.cpuUsage();
   const gatewayCpu = gateway.cpuSeconds();
+  const machine = machineCpu();
   const started = performance.now();
   const exporter = exportDatabase(url);
   let gzipBytes = 0;
@@ -215,11 +234,17 @@ async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess): P
     peak,
     cpuMs: (used.user + used.system) / 1000,
     gatewayCpuMs: gatewayCpu === undefined ? undefined : ((gateway.cpuSeconds() ?? 0) - gatewayCpu) * 1000,
+    othersCpuMs: othersCpu(machine, [
+      (used.user + used.system) / 1000,
+      ((gateway.cpuSeconds() ?? 0) - (gatewayCpu ?? 0)) * 1000,
+    ]),
   };
 }
 
 /** `COPY (SELECT * FROM t) TO STDOUT` for every table, one psql session, output counted here. */
 async function copyRun(url: string): Promise<Run> {
+  const machine = machineCpu();
+  const cpu = process.cpuUsage();
   const started = performance.now();
   const args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url];
   for (const table of TABLES) args.push("-c", `COPY (SELECT * FROM ${table}) TO STDOUT`);
@@ -251,6 +276,7 @@ async function copyRun(url: string): Promise<Run> {
     peak: undefined,
     cpuMs: 0,
     gatewayCpuMs: undefined,
+    othersCpuMs: othersCpu(machine, [(process.cpuUsage(cpu).user + process.cpuUsage(cpu).system) / 1000]),
   };
 }
 
@@ -373,6 +399,13 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
         "gzip alone / COPY wall time": ratio(gzipAloneMs, copy.ms),
         "export whole path CPU s (this process: the Worker's side, gzip threads included)":
           Math.round(whole.cpuMs / 100) / 10,
+        ...(copy.othersCpuMs === undefined || whole.othersCpuMs === undefined || engine.othersCpuMs === undefined
+          ? {}
+          : {
+              "COPY: Postgres + psql CPU s": Math.round(copy.othersCpuMs / 100) / 10,
+              "export engine only: Postgres CPU s (every other process)": Math.round(engine.othersCpuMs / 100) / 10,
+              "export whole path: Postgres CPU s (every other process)": Math.round(whole.othersCpuMs / 100) / 10,
+            }),
         ...(whole.gatewayCpuMs === undefined
           ? {}
           : { "gateway process CPU s, whole path run (Neon's side)": Math.round(whole.gatewayCpuMs / 100) / 10 }),

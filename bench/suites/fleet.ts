@@ -22,7 +22,6 @@
  * both sets is checked for the three changes and its ledger, then dropped. The databases live in a
  * throwaway cluster that is deleted when the stack stops (DATABASE_URL: the server is kept).
  */
-import { readFileSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { cpus, tmpdir } from "node:os";
@@ -39,6 +38,8 @@ import {
   type BenchContext,
   flagValue,
   type Measurement,
+  MS_PER_TICK,
+  machineCpu,
   percentile,
   positiveIntFlag,
   ratio,
@@ -140,21 +141,6 @@ async function startDelayRelay(
         server.close(() => resolve());
       }),
   };
-}
-
-/** Linux reports /proc/stat in USER_HZ ticks, 100 per second on every mainstream kernel. */
-const MS_PER_TICK = 10;
-
-/** Busy and total CPU time of the whole machine (every process, not only ours), in ticks; Linux only. */
-function machineCpu(): { busy: number; total: number } | undefined {
-  try {
-    const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
-    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-    const total = fields.reduce((a, b) => a + b, 0);
-    return total > 0 ? { busy: total - idle, total } : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** CPU of this process (the migrating client and the in-process gateway), and of the machine. */
