@@ -226,7 +226,9 @@ function pageReader(sql: RawSql, table: Table, name: string, line: string, pageB
     limit?: number,
   ): Promise<Page & { lastCtid?: string; limit?: number }> => {
     const [row] = await run(
-      `SELECT count(*)::text, string_agg(line, E'\\n' ORDER BY ${aliases.join(", ")})${byKey ? "" : ", max(k1)::text"}
+      // string_agg takes the rows in the subquery's key order; nothing depends on that order (COPY
+      // FROM, the page bounds and the checksum ignore it), so it is not forced with a sort (~10%).
+      `SELECT count(*)::text, string_agg(line, E'\\n')${byKey ? "" : ", max(k1)::text"}
        FROM (SELECT ${keys.map((key, i) => `${key} AS ${aliases[i]}`).join(", ")}, ${line} AS line FROM ${name}
              ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${keys.join(", ")}
              ${limit === undefined ? "" : `LIMIT ${limit}`}) AS page`,
