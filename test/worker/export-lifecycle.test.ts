@@ -39,13 +39,12 @@ import {
   uploadGzip,
 } from "../../src/control/export/service.ts";
 import { exportsTable } from "../../src/control/schema.ts";
-import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { exportDepsFrom } from "../../src/worker/fleet/handlers.ts";
 import { createLogger } from "../../src/worker/http/log.ts";
 import worker from "../../src/worker/index.ts";
 import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
-import { call, json, seedKv, token } from "./support.ts";
+import { adminToken, call, json, seedKv, token } from "./support.ts";
 
 const ADMIN = "http://admin.localhost";
 const TAG = `el${Math.random().toString(36).slice(2, 6)}`;
@@ -74,15 +73,6 @@ interface ExportView {
 
 let admin = "";
 const ids: Record<string, string> = {};
-
-const adminToken = () =>
-  mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
-    issuer: env.ADMIN_JWT_ISSUER,
-    audience: env.ADMIN_JWT_AUDIENCE,
-    sub: "export-lifecycle",
-    scope: ALL_ADMIN_SCOPES,
-  });
 
 async function body<T>(response: Response, status: number): Promise<T> {
   const text = await response.text();
@@ -141,7 +131,7 @@ async function* hexChunks(total: number, chunk = 64 * 1024): AsyncGenerator<stri
 
 beforeAll(async () => {
   await seedKv();
-  admin = await adminToken();
+  admin = await adminToken("export-lifecycle");
   for (const [slug, sku] of [
     [A, "EL-ALPHA-1"],
     [B, "EL-BETA-1"],

@@ -1,16 +1,5 @@
-import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
-import { call, seedKv } from "./support.ts";
-
-const adminToken = () =>
-  mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
-    issuer: env.ADMIN_JWT_ISSUER,
-    audience: env.ADMIN_JWT_AUDIENCE,
-    sub: "ops",
-    scope: ALL_ADMIN_SCOPES,
-  });
+import { adminToken, call, seedKv } from "./support.ts";
 
 describe("export smoke", () => {
   it("exports acme through the queue and downloads it with a signed link", async () => {

@@ -9,7 +9,6 @@
  * direct consumer races it, and through the real miniflare queue.
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
-import { neon } from "@neondatabase/serverless";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -25,10 +24,10 @@ import { createTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { migrateDatabase, rollbackMigrations } from "../../src/shared/migrations.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { decryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
 import { AppError } from "../../src/worker/http/errors.ts";
 import worker from "../../src/worker/index.ts";
 import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
+import { migrationSql, sleep, tenantRow } from "./support.ts";
 
 const NAMES = migrations.map((m) => m.name);
 const LATEST = NAMES.at(-1) as string;
@@ -42,7 +41,6 @@ const SLUGS = {
   database: `${TAG}-db`,
 } as const;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const sent: MigrateMessage[] = [];
 const alerts: Record<string, unknown>[] = [];
 const deps = (): FleetDeps => {
@@ -58,31 +56,14 @@ const deps = (): FleetDeps => {
   };
 };
 
-async function tenantRow(slug: string) {
-  const [row] = await deps().db.select().from(tenants).where(eq(tenants.slug, slug));
-  if (!row) throw new Error(`no tenant ${slug}`);
-  return row;
-}
-
-async function tenantSql(slug: string) {
-  const row = await tenantRow(slug);
-  const decrypted = await decryptSecret(
-    parseKeyRing(env.DB_ENCRYPTION_KEYS),
-    row.migrationSecret ?? "",
-    tenantAad(`migrate:${row.id}`),
-  );
-  if (!decrypted.ok) throw new Error(`cannot decrypt ${slug}'s migration secret`);
-  return neon(decrypted.plaintext);
-}
-
 async function ledger(slug: string): Promise<string[]> {
-  const rows = await (await tenantSql(slug)).query("SELECT name FROM tenantry.migrations ORDER BY name");
+  const rows = await (await migrationSql(slug)).query("SELECT name FROM tenantry.migrations ORDER BY name");
   return rows.map((row) => (row as { name: string }).name);
 }
 
 /** The objects 0001–0003 add: present once each after a rollout. */
 async function objects(slug: string) {
-  const [row] = await (await tenantSql(slug)).query(
+  const [row] = await (await migrationSql(slug)).query(
     `SELECT
        (SELECT count(*)::int FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products' AND column_name = 'image_url') AS "imageUrl",
        (SELECT count(*)::int FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'orders' AND column_name = 'note') AS note,
@@ -228,9 +209,9 @@ describe("fleet: duplicate deliveries and racing consumers apply each migration 
   it("migrateDatabase from two runs at once on the same database applies each migration once", async () => {
     const slug = SLUGS.database;
     const results = await Promise.all([
-      migrateDatabase(await tenantSql(slug), migrations),
-      migrateDatabase(await tenantSql(slug), migrations),
-      migrateDatabase(await tenantSql(slug), migrations),
+      migrateDatabase(await migrationSql(slug), migrations),
+      migrateDatabase(await migrationSql(slug), migrations),
+      migrateDatabase(await migrationSql(slug), migrations),
     ]);
     // Between them, every pending migration was applied by exactly one caller.
     expect(results.flatMap((r) => r.applied).sort()).toEqual(NAMES.slice(1));
@@ -243,8 +224,8 @@ describe("fleet: duplicate deliveries and racing consumers apply each migration 
 
     // The same holds for rolling back: two at once undo the latest migration once.
     const rolled = await Promise.all([
-      rollbackMigrations(await tenantSql(slug), migrations, 1),
-      rollbackMigrations(await tenantSql(slug), migrations, 1),
+      rollbackMigrations(await migrationSql(slug), migrations, 1),
+      rollbackMigrations(await migrationSql(slug), migrations, 1),
     ]);
     expect(rolled.flatMap((r) => r.rolledBack)).toEqual([LATEST]);
     expect(await ledger(slug)).toEqual(NAMES.slice(0, -1));
@@ -252,8 +233,8 @@ describe("fleet: duplicate deliveries and racing consumers apply each migration 
 
     // And re-applying after it brings back just that one.
     const again = await Promise.all([
-      migrateDatabase(await tenantSql(slug), migrations),
-      migrateDatabase(await tenantSql(slug), migrations),
+      migrateDatabase(await migrationSql(slug), migrations),
+      migrateDatabase(await migrationSql(slug), migrations),
     ]);
     expect(again.flatMap((r) => r.applied)).toEqual([LATEST]);
     expect(await ledger(slug)).toEqual(NAMES);

@@ -1,27 +1,10 @@
-/**
- * A fleet rollout end to end: ≥ 20 tenants created at 0000_store, three migrations rolled out by a
- * run started on the admin API, driven by the Worker's cron (`scheduled` → dispatch) and the real
- * miniflare queue (`queue` → applyTenant). One tenant is made to fail (a conflicting column), the
- * others finish, the failure is recorded with its SQLSTATE and alerted; once fixed, resume
- * completes the run.
- *
- * Runs span every active tenant of the shared control database (other files create tenants too),
- * so assertions are about this file's tenants, and a run is only started when no other is running.
- */
-import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
-import { neon } from "@neondatabase/serverless";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RunProgress } from "../../src/control/fleet.ts";
 import { runTenants, tenants } from "../../src/control/schema.ts";
 import { createTenant, suspendTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
-import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
-import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { decryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
-import worker from "../../src/worker/index.ts";
-import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
-import { call, json } from "./support.ts";
+import { adminToken, call, controlDeps, cron, migrationSql, settle, sleep, startRun } from "./support.ts";
 
 const ADMIN = "http://admin.localhost";
 const NAMES = migrations.map((m) => m.name);
@@ -32,36 +15,10 @@ const TENANTS = 22;
 const TAG = `fr${Math.random().toString(36).slice(2, 6)}`;
 const slugs = Array.from({ length: TENANTS }, (_, i) => `${TAG}-t${String(i).padStart(2, "0")}`);
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const deps = () => {
-  configureEndpoint(env.NEON_FETCH_ENDPOINT);
-  return controlDepsFrom(env, "test:fleet-rollout");
-};
-const adminToken = () =>
-  mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
-    issuer: env.ADMIN_JWT_ISSUER,
-    audience: env.ADMIN_JWT_AUDIENCE,
-    sub: "ops",
-    scope: ALL_ADMIN_SCOPES,
-  });
-
-/** The tenant's migration (DDL) connection, as the fleet consumer gets it. */
-async function tenantSql(slug: string) {
-  const [row] = await deps().db.select().from(tenants).where(eq(tenants.slug, slug));
-  if (!row?.migrationSecret) throw new Error(`no migration secret for ${slug}`);
-  const decrypted = await decryptSecret(
-    parseKeyRing(env.DB_ENCRYPTION_KEYS),
-    row.migrationSecret,
-    tenantAad(`migrate:${row.id}`),
-  );
-  if (!decrypted.ok) throw new Error(`cannot decrypt ${slug}'s migration secret`);
-  return neon(decrypted.plaintext);
-}
-
+const deps = () => controlDeps("test:fleet-rollout");
 /** What a tenant database holds: its ledger and the objects the three later migrations add. */
 async function inspect(slug: string) {
-  const sql = await tenantSql(slug);
+  const sql = await migrationSql(slug);
   const [present] = await sql.query("SELECT to_regclass('tenantry.migrations') IS NOT NULL AS present");
   const ledger = (present as { present: boolean }).present
     ? ((await sql.query("SELECT name, checksum FROM tenantry.migrations ORDER BY name")) as {
@@ -79,46 +36,6 @@ async function inspect(slug: string) {
     ledger: ledger.map((row) => row.name),
     ...(objects as { imageUrl: boolean; note: boolean; productIdx: boolean }),
   };
-}
-
-async function cron(): Promise<void> {
-  const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ cron: "*/15 * * * *", scheduledTime: Date.now() }), env, ctx);
-  await waitOnExecutionContext(ctx);
-}
-
-async function getRun(token: string, id: string): Promise<RunProgress> {
-  const response = await call(`${ADMIN}/v1/migrations/runs/${id}`, { token });
-  expect(response.status).toBe(200);
-  return (await response.json()) as RunProgress;
-}
-
-/** Only one run may be running at a time: wait (pushing it along with cron) while another file's is. */
-async function startRun(token: string, body: Record<string, unknown>): Promise<RunProgress> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const response = await call(`${ADMIN}/v1/migrations/runs`, { ...json(body), token });
-    const payload = (await response.json()) as RunProgress;
-    if (response.status !== 409 || Date.now() > deadline) {
-      expect(response.status, JSON.stringify(payload)).toBe(202);
-      return payload;
-    }
-    await sleep(1_000);
-    await cron();
-  }
-}
-
-/** Cron + queue until the run stops running (completed or halted). */
-async function settle(token: string, id: string, ms = 150_000): Promise<RunProgress> {
-  const deadline = Date.now() + ms;
-  let run = await getRun(token, id);
-  for (let tick = 1; run.status === "running"; tick++) {
-    if (Date.now() > deadline) throw new Error(`run ${id} still running: ${JSON.stringify(run)}`);
-    if (tick % 8 === 0) await cron();
-    await sleep(250);
-    run = await getRun(token, id);
-  }
-  return run;
 }
 
 async function rowsOf(runId: string) {
@@ -155,7 +72,7 @@ describe("fleet rollout: cron → queue → consumer across ≥ 20 tenants", () 
     canaries = byId.slice(0, 2).map((t) => t.slug);
     failing = (byId[2] as { slug: string }).slug;
     // The conflicting object: 0001_product_image adds products.image_url, which is already there.
-    await (await tenantSql(failing)).query("ALTER TABLE products ADD COLUMN image_url text");
+    await (await migrationSql(failing)).query("ALTER TABLE products ADD COLUMN image_url text");
   }, 240_000);
 
   beforeEach(() => {
@@ -244,7 +161,7 @@ describe("fleet rollout: cron → queue → consumer across ≥ 20 tenants", () 
   }, 240_000);
 
   it("resumes after the tenant is fixed and completes the run", async () => {
-    await (await tenantSql(failing)).query("ALTER TABLE products DROP COLUMN image_url");
+    await (await migrationSql(failing)).query("ALTER TABLE products DROP COLUMN image_url");
     let resumed: RunProgress | undefined;
     for (let attempt = 0; !resumed; attempt++) {
       const response = await call(`${ADMIN}/v1/migrations/runs/${runId}/resume`, { method: "POST", token });

@@ -1,27 +1,21 @@
-/**
- * Fleet runs that must not do damage: a failing canary halts the run before any wave; a dry run
- * reports per tenant and changes nothing in any database; a rollback restores the previous schema;
- * a ledger checksum that differs from the bundle is reported as drift and never "fixed".
- *
- * Runs span every active tenant of the shared control database, so assertions are about this
- * file's tenants. The one real rollback is the exception: rolling back every tenant would break the
- * demo tenants other files use, so that run is written to the run ledger for this file's tenants
- * only, then driven by the same cron → queue → consumer path as any other run.
- */
-import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
-import { neon } from "@neondatabase/serverless";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { cancelRun, dispatch, type FleetDeps, type RunProgress } from "../../src/control/fleet.ts";
-import { migrationRuns, runTenants, tenants } from "../../src/control/schema.ts";
+import { migrationRuns, runTenants } from "../../src/control/schema.ts";
 import { createTenant, suspendTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
-import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
-import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { decryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
-import worker from "../../src/worker/index.ts";
-import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
-import { call, json } from "./support.ts";
+import {
+  adminToken,
+  call,
+  controlDeps,
+  cron,
+  json,
+  migrationSql,
+  settle,
+  sleep,
+  startRun as startSharedRun,
+  tenantRow,
+} from "./support.ts";
 
 const ADMIN = "http://admin.localhost";
 const NAMES = migrations.map((m) => m.name);
@@ -47,39 +41,10 @@ const MINE: string[] = Object.values(S);
 const AT_FIRST = [S.canary, S.n1, S.n2, S.n3];
 const TAMPERED = "0".repeat(64);
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const deps = () => {
-  configureEndpoint(env.NEON_FETCH_ENDPOINT);
-  return controlDepsFrom(env, "test:fleet-safety");
-};
-const adminToken = () =>
-  mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
-    issuer: env.ADMIN_JWT_ISSUER,
-    audience: env.ADMIN_JWT_AUDIENCE,
-    sub: "ops",
-    scope: ALL_ADMIN_SCOPES,
-  });
-
-async function tenantRow(slug: string) {
-  const [row] = await deps().db.select().from(tenants).where(eq(tenants.slug, slug));
-  if (!row) throw new Error(`no tenant ${slug}`);
-  return row;
-}
-
-async function tenantSql(slug: string) {
-  const row = await tenantRow(slug);
-  const decrypted = await decryptSecret(
-    parseKeyRing(env.DB_ENCRYPTION_KEYS),
-    row.migrationSecret ?? "",
-    tenantAad(`migrate:${row.id}`),
-  );
-  if (!decrypted.ok) throw new Error(`cannot decrypt ${slug}'s migration secret`);
-  return neon(decrypted.plaintext);
-}
+const deps = () => controlDeps("test:fleet-safety");
 
 async function ledger(slug: string): Promise<{ name: string; checksum: string }[]> {
-  const sql = await tenantSql(slug);
+  const sql = await migrationSql(slug);
   const [present] = await sql.query("SELECT to_regclass('tenantry.migrations') IS NOT NULL AS present");
   if (!(present as { present: boolean }).present) return [];
   return (await sql.query("SELECT name, checksum FROM tenantry.migrations ORDER BY name")) as {
@@ -90,7 +55,7 @@ async function ledger(slug: string): Promise<{ name: string; checksum: string }[
 
 /** Everything a migration could change in a tenant database: schemas, columns, indexes, ledger. */
 async function fingerprint(slug: string): Promise<string> {
-  const [row] = await (await tenantSql(slug)).query(
+  const [row] = await (await migrationSql(slug)).query(
     `SELECT
        (SELECT json_agg(nspname ORDER BY nspname) FROM pg_namespace
          WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema') AS schemas,
@@ -103,7 +68,7 @@ async function fingerprint(slug: string): Promise<string> {
 }
 
 async function columns(slug: string) {
-  const [row] = await (await tenantSql(slug)).query(
+  const [row] = await (await migrationSql(slug)).query(
     `SELECT
        EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products' AND column_name = 'image_url') AS "imageUrl",
        EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'orders' AND column_name = 'note') AS note,
@@ -112,34 +77,13 @@ async function columns(slug: string) {
   return row as { imageUrl: boolean; note: boolean; productIdx: boolean };
 }
 
-async function cron(): Promise<void> {
-  const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ cron: "*/15 * * * *", scheduledTime: Date.now() }), env, ctx);
-  await waitOnExecutionContext(ctx);
-}
-
-async function getRun(token: string, id: string): Promise<RunProgress> {
-  const response = await call(`${ADMIN}/v1/migrations/runs/${id}`, { token });
-  expect(response.status).toBe(200);
-  return (await response.json()) as RunProgress;
-}
-
 const myRuns: string[] = [];
 
-/** Only one run may be running at a time: wait (pushing it along with cron) while another file's is. */
+/** Starts a run (waiting while another file's runs) and remembers it as this file's. */
 async function startRun(token: string, body: Record<string, unknown>): Promise<RunProgress> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const response = await call(`${ADMIN}/v1/migrations/runs`, { ...json(body), token });
-    const payload = (await response.json()) as RunProgress;
-    if (response.status !== 409 || Date.now() > deadline) {
-      expect(response.status, JSON.stringify(payload)).toBe(202);
-      myRuns.push(payload.id);
-      return payload;
-    }
-    await sleep(1_000);
-    await cron();
-  }
+  const run = await startSharedRun(token, body);
+  myRuns.push(run.id);
+  return run;
 }
 
 async function waitForNoRunningRun(): Promise<void> {
@@ -149,19 +93,6 @@ async function waitForNoRunningRun(): Promise<void> {
     await sleep(1_000);
     await cron();
   }
-}
-
-/** Cron + queue until the run stops running (completed or halted). */
-async function settle(token: string, id: string, ms = 150_000): Promise<RunProgress> {
-  const deadline = Date.now() + ms;
-  let run = await getRun(token, id);
-  for (let tick = 1; run.status === "running"; tick++) {
-    if (Date.now() > deadline) throw new Error(`run ${id} still running: ${JSON.stringify(run)}`);
-    if (tick % 8 === 0) await cron();
-    await sleep(250);
-    run = await getRun(token, id);
-  }
-  return run;
 }
 
 async function rowsOf(runId: string) {
@@ -196,13 +127,13 @@ describe("fleet safety: canary, dry run, rollback, drift", () => {
       createTenant(at(NAMES.length), { slug: S.rb2, region: "local" }),
       createTenant(at(2), { slug: S.drift, region: "local" }),
     ]);
-    await (await tenantSql(S.canary)).query("ALTER TABLE products ADD COLUMN image_url text");
+    await (await migrationSql(S.canary)).query("ALTER TABLE products ADD COLUMN image_url text");
     // Emptied: no ledger, no tables, as if the database had never seen a migration.
-    await (await tenantSql(S.bare)).transaction((sql) => [
+    await (await migrationSql(S.bare)).transaction((sql) => [
       sql`DROP SCHEMA tenantry CASCADE`,
       sql`DROP TABLE cart_items, carts, order_items, orders, products`,
     ]);
-    await (await tenantSql(S.drift)).query("UPDATE tenantry.migrations SET checksum = $1 WHERE name = $2", [
+    await (await migrationSql(S.drift)).query("UPDATE tenantry.migrations SET checksum = $1 WHERE name = $2", [
       TAMPERED,
       SECOND,
     ]);
@@ -376,7 +307,7 @@ describe("fleet safety: canary, dry run, rollback, drift", () => {
 
   it("drift is reported, alerted and never fixed, while the others roll forward", async () => {
     // The canary's conflict is fixed, so drift is this file's only failure in the run.
-    await (await tenantSql(S.canary)).query("ALTER TABLE products DROP COLUMN image_url");
+    await (await migrationSql(S.canary)).query("ALTER TABLE products DROP COLUMN image_url");
     const started = await startRun(token, { concurrency: 10, maxFailures: 1000 });
     const run = await settle(token, started.id);
     expect(run.status).toBe("halted");

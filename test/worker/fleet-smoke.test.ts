@@ -2,19 +2,9 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
-import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
-import { call, json } from "./support.ts";
-
-const adminToken = () =>
-  mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
-    issuer: env.ADMIN_JWT_ISSUER,
-    audience: env.ADMIN_JWT_AUDIENCE,
-    sub: "ops",
-    scope: ALL_ADMIN_SCOPES,
-  });
+import { adminToken, call, json } from "./support.ts";
 
 describe("fleet smoke", () => {
   it("rolls out through the queue", async () => {

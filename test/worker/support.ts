@@ -1,9 +1,19 @@
-/** Helpers for tests that run inside workerd: seed KV, call the Worker, mint tokens. */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { inject } from "vitest";
-import { mintTenantToken } from "../../src/shared/tokens.ts";
+/**
+ * Helpers for tests that run inside workerd: seed KV, call the Worker, mint tokens, drive the cron
+ * and fleet runs, reach a tenant's database.
+ */
+import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
+import { neon } from "@neondatabase/serverless";
+import { eq } from "drizzle-orm";
+import { expect, inject } from "vitest";
+import type { RunProgress } from "../../src/control/fleet.ts";
+import { tenants as tenantTable } from "../../src/control/schema.ts";
+import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../../src/shared/tokens.ts";
+import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
+import { decryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
 import { purgeTenantCache } from "../../src/worker/edge/resolve.ts";
 import worker from "../../src/worker/index.ts";
+import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
 
 export const tenants = () => inject("tenants");
 
@@ -56,3 +66,84 @@ export const json = (body: unknown): RequestInit => ({
   body: JSON.stringify(body),
   headers: { "content-type": "application/json" },
 });
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** An admin API token (every scope unless given), as an operator's CLI holds one. */
+export function adminToken(sub = "ops", scope: string = ALL_ADMIN_SCOPES): Promise<string> {
+  return mintAdminToken({
+    secret: env.ADMIN_JWT_SECRET,
+    issuer: env.ADMIN_JWT_ISSUER,
+    audience: env.ADMIN_JWT_AUDIENCE,
+    sub,
+    scope,
+  });
+}
+
+/** The control plane's dependencies as the Worker builds them, the gateway endpoint configured. */
+export function controlDeps(actor: string) {
+  configureEndpoint(env.NEON_FETCH_ENDPOINT);
+  return controlDepsFrom(env, actor);
+}
+
+/** A tenant's row in the control database; throws when there is none. */
+export async function tenantRow(slug: string) {
+  const [row] = await controlDeps("test").db.select().from(tenantTable).where(eq(tenantTable.slug, slug));
+  if (!row) throw new Error(`no tenant ${slug}`);
+  return row;
+}
+
+/** The tenant's migration (DDL) connection, decrypted as the fleet consumer does. */
+export async function migrationSql(slug: string) {
+  const row = await tenantRow(slug);
+  const decrypted = await decryptSecret(
+    parseKeyRing(env.DB_ENCRYPTION_KEYS),
+    row.migrationSecret ?? "",
+    tenantAad(`migrate:${row.id}`),
+  );
+  if (!decrypted.ok) throw new Error(`cannot decrypt ${slug}'s migration secret`);
+  return neon(decrypted.plaintext);
+}
+
+/** One cron tick of the Worker (`scheduled`), waited for to the end. */
+export async function cron(): Promise<void> {
+  const ctx = createExecutionContext();
+  await worker.scheduled(createScheduledController({ cron: "*/15 * * * *", scheduledTime: Date.now() }), env, ctx);
+  await waitOnExecutionContext(ctx);
+}
+
+const ADMIN = "http://admin.localhost";
+
+export async function getRun(token: string, id: string): Promise<RunProgress> {
+  const response = await call(`${ADMIN}/v1/migrations/runs/${id}`, { token });
+  expect(response.status).toBe(200);
+  return (await response.json()) as RunProgress;
+}
+
+/** Starts a run; only one may run at a time, so it waits (pushing it with cron) while another file's is. */
+export async function startRun(token: string, body: Record<string, unknown>): Promise<RunProgress> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const response = await call(`${ADMIN}/v1/migrations/runs`, { ...json(body), token });
+    const payload = (await response.json()) as RunProgress;
+    if (response.status !== 409 || Date.now() > deadline) {
+      expect(response.status, JSON.stringify(payload)).toBe(202);
+      return payload;
+    }
+    await sleep(1_000);
+    await cron();
+  }
+}
+
+/** Cron + queue until the run stops running (completed or halted). */
+export async function settle(token: string, id: string, ms = 150_000): Promise<RunProgress> {
+  const deadline = Date.now() + ms;
+  let run = await getRun(token, id);
+  for (let tick = 1; run.status === "running"; tick++) {
+    if (Date.now() > deadline) throw new Error(`run ${id} still running: ${JSON.stringify(run)}`);
+    if (tick % 8 === 0) await cron();
+    await sleep(250);
+    run = await getRun(token, id);
+  }
+  return run;
+}
