@@ -5,14 +5,14 @@
  * projection, then the edge resolving the new host). Tenants are onboarded one after another, as an
  * operator would; `--tenants N` (default 20, `--quick` 5).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { neonConfig } from "@neondatabase/serverless";
-import { projectRoot, WRANGLER_ENV, wranglerVars } from "../../src/dev/config.ts";
+import { wranglerVars } from "../../src/dev/config.ts";
 import { freePort } from "../../src/dev/postgres.ts";
 import { ensureControlDatabase } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
@@ -26,27 +26,11 @@ import {
   type Suite,
   type SuiteResult,
 } from "../lib.ts";
+import { startWrangler, stopAll, waitReady } from "../wrangler.ts";
 
-const WRANGLER = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
 /** Give up on a tenant that is not served this long after its create call returned. */
 const FIRST_REQUEST_TIMEOUT_MS = 30_000;
 const POLL_INTERVAL_MS = 5;
-
-function startWrangler(args: string[], vars: Record<string, string>, log: (line: string) => void): ChildProcess {
-  const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
-  const child = spawn(process.execPath, [WRANGLER, "dev", "--ip", "127.0.0.1", ...args, ...varArgs], {
-    cwd: projectRoot,
-    env: { ...process.env, ...WRANGLER_ENV },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    const text = chunk.toString();
-    // workerd may complain while it is being stopped: only errors while it serves matter.
-    if (child.exitCode === null && !child.killed && /error/i.test(text)) log(text.trim());
-  });
-  child.stdout?.resume();
-  return child;
-}
 
 const agent = new Agent({ keepAlive: true, maxSockets: 16 });
 
@@ -80,20 +64,6 @@ function send(
     if (payload !== undefined) req.write(payload);
     req.end();
   });
-}
-
-async function waitReady(port: number, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
-    try {
-      if ((await send(port, "admin.localhost", "/healthz")).status === 200) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`wrangler dev on ${port} did not start`);
 }
 
 const round = (value: number) => Math.round(value * 1000) / 1000;
@@ -180,7 +150,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       },
       ctx.log,
     );
-    await waitReady(port, child);
+    await waitReady(port, child, async () => (await send(port, "admin.localhost", "/healthz")).status === 200);
     const token = await mintAdminToken({
       secret: adminSecret,
       issuer: vars.ADMIN_JWT_ISSUER ?? "",
@@ -231,11 +201,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       },
     };
   } finally {
-    if (child && child.exitCode === null) {
-      const exited = new Promise((resolve) => child?.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    }
+    if (child) await stopAll([child]);
     agent.destroy();
     await stack.stop();
     await rm(persist, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * fixed connection string with nothing else, both under `wrangler dev`, in one run. Also counts KV
  * reads per 1,000 warm requests (from the router's Server-Timing `resolve` entry).
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request } from "node:http";
@@ -12,29 +12,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { neonConfig } from "@neondatabase/serverless";
 import { getPlatformProxy } from "wrangler";
-import { projectRoot, WRANGLER_ENV } from "../../src/dev/config.ts";
+import { projectRoot } from "../../src/dev/config.ts";
 import { freePort } from "../../src/dev/postgres.ts";
 import { DEMO_TENANTS, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
 import { generateKey } from "../../src/worker/crypto/secrets.ts";
 import { type BenchContext, measure, positiveIntFlag, ratio, type Suite, type SuiteResult } from "../lib.ts";
-
-const WRANGLER = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
-
-function startWrangler(args: string[], vars: Record<string, string>, log: (line: string) => void): ChildProcess {
-  const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
-  const child = spawn(process.execPath, [WRANGLER, "dev", "--ip", "127.0.0.1", ...args, ...varArgs], {
-    cwd: projectRoot,
-    env: { ...process.env, ...WRANGLER_ENV },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    const text = chunk.toString();
-    if (/error/i.test(text)) log(text.trim());
-  });
-  child.stdout?.resume();
-  return child;
-}
+import { startWrangler, stopAll, waitReady } from "../wrangler.ts";
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -56,21 +40,6 @@ function get(port: number, host: string, path: string): Promise<{ status: number
     req.on("error", reject);
     req.end();
   });
-}
-
-async function waitReady(port: number, host: string, child: ChildProcess): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}`);
-    try {
-      const response = await get(port, host, "/healthz");
-      if (response.status > 0) return;
-    } catch {
-      // not yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`wrangler dev on ${port} did not start`);
 }
 
 async function run(ctx: BenchContext): Promise<SuiteResult> {
@@ -127,8 +96,8 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     );
     children.push(router, baseline);
     await Promise.all([
-      waitReady(routerPort, "acme.localhost", router),
-      waitReady(baselinePort, "localhost", baseline),
+      waitReady(routerPort, router, async () => (await get(routerPort, "acme.localhost", "/healthz")).status > 0),
+      waitReady(baselinePort, baseline, async () => (await get(baselinePort, "localhost", "/healthz")).status > 0),
     ]);
 
     const check =
@@ -186,10 +155,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       },
     };
   } finally {
-    for (const child of children) child.kill("SIGTERM");
-    await Promise.all(
-      children.map((child) => (child.exitCode === null ? new Promise((r) => child.once("exit", r)) : undefined)),
-    );
+    await stopAll(children);
     agent.destroy();
     await stack.stop();
     await rm(persist, { recursive: true, force: true });
