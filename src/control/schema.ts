@@ -50,6 +50,8 @@ export const tenants = pgTable(
     dbSecret: text("db_secret"),
     /** Migration (DDL) connection string, encrypted (AAD: "migrate:" + tenant id). */
     migrationSecret: text("migration_secret"),
+    /** Set while an onboarding run holds the tenant: a second run at once is refused until it ends or lapses. */
+    onboardingLeaseUntil: timestamp("onboarding_lease_until", { withTimezone: true, mode: "string" }),
     createdAt: timestamp("created_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
     updatedAt: timestamp("updated_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
     deletedAt: timestamp("deleted_at", { withTimezone: true, mode: "string" }),

@@ -10,7 +10,7 @@
  * at, so a retry never creates a second database; migrations are idempotent by their ledger.
  */
 import { neon } from "@neondatabase/serverless";
-import { and, asc, desc, eq, gt, inArray, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { drizzle, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { type MigrationBundle, migrateDatabase } from "../shared/migrations.ts";
 import { hostKey, parseTenantRecord, slugKey, type TenantRecord } from "../shared/tenant-record.ts";
@@ -339,8 +339,40 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
   );
 }
 
-/** Runs (or resumes) onboarding until the tenant is active; on failure records where and why. */
+/** How long one onboarding run may hold a tenant before another may take over (a crashed run's lease lapses). */
+const ONBOARDING_LEASE = "5 minutes";
+
+/**
+ * Runs (or resumes) onboarding until the tenant is active; on failure records where and why. One
+ * run at a time per tenant: a run takes the tenant's lease first (an atomic update in the control
+ * database) and a second run meanwhile is refused with 409, so two retries never provision twice
+ * or leave the tenant with the other run's credentials.
+ */
 async function onboard(deps: ControlDeps, id: string): Promise<TenantView> {
+  const leased = await deps.db
+    .update(tenants)
+    .set({ onboardingLeaseUntil: sql`now() + ${ONBOARDING_LEASE}::interval` })
+    .where(
+      and(eq(tenants.id, id), or(isNull(tenants.onboardingLeaseUntil), lt(tenants.onboardingLeaseUntil, sql`now()`))),
+    )
+    .returning({ id: tenants.id });
+  if (leased.length === 0) {
+    const [exists] = await deps.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
+    if (!exists) throw new AppError(404, "not_found", "No such tenant.");
+    throw new AppError(409, "conflict", "This tenant is being onboarded right now; look again when that has finished.");
+  }
+  try {
+    return await onboardSteps(deps, id);
+  } finally {
+    await deps.db
+      .update(tenants)
+      .set({ onboardingLeaseUntil: null })
+      .where(eq(tenants.id, id))
+      .catch(() => undefined);
+  }
+}
+
+async function onboardSteps(deps: ControlDeps, id: string): Promise<TenantView> {
   for (let guard = 0; guard < 6; guard++) {
     const [row] = await deps.db.select().from(tenants).where(eq(tenants.id, id));
     if (!row) throw new AppError(404, "not_found", "No such tenant.");

@@ -38,5 +38,13 @@ export const controlMigrations: MigrationBundle = [
       "CREATE INDEX \"exports_tenant_idx\" ON \"exports\" USING btree (\"tenant_id\",\"created_at\");"
     ],
     "down": null
+  },
+  {
+    "name": "0003_onboarding_lease",
+    "checksum": "f0094fe01bf2fcd1a441226d46d4fba7d9d821dc1f75a84f1d08f5e095a48434",
+    "statements": [
+      "ALTER TABLE \"tenants\" ADD COLUMN \"onboarding_lease_until\" timestamp with time zone;"
+    ],
+    "down": null
   }
 ];

@@ -10,8 +10,10 @@
 
 import { env } from "cloudflare:test";
 import { neon, neonConfig } from "@neondatabase/serverless";
+import { eq, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { type Provisioner, ProvisionerError } from "../../src/control/provisioners/types.ts";
+import { tenants } from "../../src/control/schema.ts";
 import {
   type ControlDeps,
   createTenant,
@@ -298,9 +300,59 @@ describe("onboarding that fails for real is recorded as failed, then retried", (
 });
 
 describe("concurrent onboarding runs", () => {
-  // Known gap: two retries of the same tenant at once race in the local provisioner (CREATE
-  // DATABASE/ROLE raise 23505/42710, not 42P04, and each run sets a new role password, so the
-  // stored connection string can end up with the loser's password: an "active" tenant answering
-  // 503). Fixing it needs a per-tenant onboarding lease in the control database.
-  it.todo("two retries at once both end active, with one database and working credentials");
+  /** Sets the tenant's onboarding lease as a run that died without releasing it would leave it. */
+  async function leaveLease(slug: string, until: "future" | "past"): Promise<void> {
+    await deps()
+      .db.update(tenants)
+      .set({
+        onboardingLeaseUntil: until === "future" ? sql`now() + interval '1 minute'` : sql`now() - interval '1 second'`,
+      })
+      .where(eq(tenants.slug, slug));
+  }
+
+  it("a second run while one holds the tenant is refused with 409; the first ends active with one database", async () => {
+    const slug = "ob-twice";
+    const host = `shop.${slug}.localhost`;
+    await expect(createTenant(interruptedAt("created"), { slug, region: "local", domains: [host] })).rejects.toThrow(
+      OnboardingInterrupted,
+    );
+    let entered: () => void = () => {};
+    const inProvision = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const slow = deps(
+      localWith((real) => async (request, previous) => {
+        entered();
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        return real.provision(request, previous);
+      }),
+    );
+    const first = retryOnboarding(slow, slug);
+    await inProvision;
+    const second = await call(`${ADMIN}/v1/tenants/${slug}/retry`, { method: "POST", token: admin });
+    expect(second.status).toBe(409);
+    expect(((await second.json()) as { code: string }).code).toBe("conflict");
+    expect((await first).status).toBe("active");
+    await expectExactlyOne(slug);
+    await expectServed(slug, host);
+    // The lease went with the run: the next retry runs (and changes nothing).
+    expect((await retryViaApi(slug)).status).toBe("active");
+    await expectExactlyOne(slug);
+  });
+
+  it("a lease left by a run that died refuses retries until it lapses, then the retry resumes", async () => {
+    const slug = "ob-lapsed";
+    const host = `shop.${slug}.localhost`;
+    await expect(
+      createTenant(interruptedAt("provisioned"), { slug, region: "local", domains: [host] }),
+    ).rejects.toThrow(OnboardingInterrupted);
+    await leaveLease(slug, "future");
+    const refused = await call(`${ADMIN}/v1/tenants/${slug}/retry`, { method: "POST", token: admin });
+    expect(refused.status).toBe(409);
+    expect((await shown(slug)).status).toBe("migrating");
+    await leaveLease(slug, "past");
+    expect((await retryViaApi(slug)).status).toBe("active");
+    await expectExactlyOne(slug);
+    await expectServed(slug, host);
+  });
 });

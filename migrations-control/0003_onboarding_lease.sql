@@ -1,0 +1,1 @@
+ALTER TABLE "tenants" ADD COLUMN "onboarding_lease_until" timestamp with time zone;
