@@ -130,8 +130,8 @@ function escapeRareControls(text: string): string {
 /**
  * An order-independent 64-bit checksum of a table's COPY lines: per line two 32-bit multiply-rotate
  * hashes (over the UTF-16 code units, two at a time, seeded with the length, finished with murmur3's
- * mixer) are added into two sums mod 2^32. Equal sets of lines give equal sums whatever their order or page
- * boundaries; it detects accidental differences, it is not a cryptographic digest.
+ * mixer) are added into two sums mod 2^32. Equal sets of lines give equal sums whatever their order
+ * or page boundaries; it detects accidental differences, it is not a cryptographic digest.
  */
 export class LineChecksum {
   private a = 0;
@@ -203,6 +203,12 @@ interface Page {
   readonly lines: string;
 }
 
+/** A page as read: without a key, also its last ctid and the row limit it was asked with. */
+interface ReadPage extends Page {
+  readonly lastCtid?: string | undefined;
+  readonly limit?: number | undefined;
+}
+
 /** Pages in flight at once on a keyed table: Postgres builds one while it sends another. */
 const PAGES_IN_FLIGHT = 2;
 
@@ -222,7 +228,6 @@ function pageReader(sql: RawSql, table: Table, name: string, line: string, pageB
   // Qualified: a bare name in ORDER BY means an output column of that name first (`"id"::text` is
   // named "id"), and a key's text order is not its order.
   const keys = byKey ? table.key.map((k) => `${name}.${ident(k.name)}`) : [`${name}.ctid`];
-  const aliases = keys.map((_, i) => `k${i + 1}`);
   const tuple = `(${keys.join(", ")})`;
   const params = (from: number) => `(${table.key.map((k, i) => `$${from + i}::${k.type}`).join(", ")})`;
   const run = async (text: string, values: unknown[]) =>
@@ -230,16 +235,13 @@ function pageReader(sql: RawSql, table: Table, name: string, line: string, pageB
       | string
       | null
     )[][];
-  const read = async (
-    where: string[],
-    values: unknown[],
-    limit?: number,
-  ): Promise<Page & { lastCtid?: string; limit?: number }> => {
+  const read = async (where: string[], values: unknown[], limit?: number): Promise<ReadPage> => {
     const [row] = await run(
       // string_agg takes the rows in the subquery's key order; nothing depends on that order (COPY
       // FROM, the page bounds and the checksum ignore it), so it is not forced with a sort (~10%).
-      `SELECT count(*)::text, string_agg(line, E'\\n')${byKey ? "" : ", max(k1)::text"}
-       FROM (SELECT ${keys.map((key, i) => `${key} AS ${aliases[i]}`).join(", ")}, ${line} AS line FROM ${name}
+      // Without a key, the page's last ctid is where the next one starts.
+      `SELECT count(*)::text, string_agg(line, E'\\n')${byKey ? "" : ", max(last_ctid)::text"}
+       FROM (SELECT ${byKey ? "" : `${name}.ctid AS last_ctid, `}${line} AS line FROM ${name}
              ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY ${keys.join(", ")}
              ${limit === undefined ? "" : `LIMIT ${limit}`}) AS page`,
       values,
@@ -253,8 +255,8 @@ function pageReader(sql: RawSql, table: Table, name: string, line: string, pageB
   };
 
   let limit = 500;
-  const queue: Promise<Page & { lastCtid?: string; limit?: number }>[] = [];
-  const enqueue = (page: Promise<Page & { lastCtid?: string; limit?: number }>) => {
+  const queue: Promise<ReadPage>[] = [];
+  const enqueue = (page: Promise<ReadPage>) => {
     // Awaited in turn: a failure surfaces there, not as an unhandled rejection.
     page.catch(() => {});
     queue.push(page);
