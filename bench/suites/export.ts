@@ -195,6 +195,12 @@ function nullBucket(): ExportBucket & { readonly sizes: number[] } {
   };
 }
 
+/** CPU ms of this process since `since` (a process.cpuUsage() reading). */
+function ownCpuMs(since: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+}
+
 /** CPU ms of every process on the machine since `before`, minus the `known` ones (ms each). */
 function othersCpu(before: ReturnType<typeof machineCpu>, known: number[]): number | undefined {
   const after = machineCpu();
@@ -221,7 +227,10 @@ async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess): P
     }
   }
   const ms = performance.now() - started;
-  const used = process.cpuUsage(cpu);
+  const cpuMs = ownCpuMs(cpu);
+  const gatewayNow = gateway.cpuSeconds();
+  const gatewayCpuMs =
+    gatewayCpu === undefined || gatewayNow === undefined ? undefined : (gatewayNow - gatewayCpu) * 1000;
   const peak = memory.stop();
   const stats = exporter.stats();
   return {
@@ -232,12 +241,9 @@ async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess): P
     gzipBytes,
     parts,
     peak,
-    cpuMs: (used.user + used.system) / 1000,
-    gatewayCpuMs: gatewayCpu === undefined ? undefined : ((gateway.cpuSeconds() ?? 0) - gatewayCpu) * 1000,
-    othersCpuMs: othersCpu(machine, [
-      (used.user + used.system) / 1000,
-      ((gateway.cpuSeconds() ?? 0) - (gatewayCpu ?? 0)) * 1000,
-    ]),
+    cpuMs,
+    gatewayCpuMs,
+    othersCpuMs: othersCpu(machine, [cpuMs, gatewayCpuMs ?? 0]),
   };
 }
 
@@ -276,7 +282,7 @@ async function copyRun(url: string): Promise<Run> {
     peak: undefined,
     cpuMs: 0,
     gatewayCpuMs: undefined,
-    othersCpuMs: othersCpu(machine, [(process.cpuUsage(cpu).user + process.cpuUsage(cpu).system) / 1000]),
+    othersCpuMs: othersCpu(machine, [ownCpuMs(cpu)]),
   };
 }
 

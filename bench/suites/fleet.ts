@@ -58,6 +58,16 @@ const DEFAULT_RTTS = [0, 2];
 /** Databases created and prepared at once (setup, untimed). */
 const SETUP_CONCURRENCY = 8;
 
+/** Drops `databases` (SETUP_CONCURRENCY at once) and takes them off `created`; `tolerant` ignores failures. */
+async function dropDatabases(admin: pg.Pool, databases: readonly string[], created: string[], tolerant = false) {
+  await pool(databases, SETUP_CONCURRENCY, async (database) => {
+    const dropped = admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await (tolerant ? dropped.catch(() => {}) : dropped);
+    const at = created.indexOf(database);
+    if (at >= 0) created.splice(at, 1);
+  });
+}
+
 /** Runs `task` over `items`, `concurrency` at once. */
 async function pool<T>(items: readonly T[], concurrency: number, task: (item: T, index: number) => Promise<void>) {
   let next = 0;
@@ -287,9 +297,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     await stack.gateway.close();
     if (process.env.DATABASE_URL) {
       ctx.log(`dropping ${created.length} databases`);
-      await pool(created, SETUP_CONCURRENCY, async (database) => {
-        await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`).catch(() => {});
-      });
+      await dropDatabases(admin, [...created], created, true);
     }
     await admin.end().catch(() => {});
     ctx.log("stopping the stack");
@@ -376,10 +384,7 @@ async function connectCost(
   }
   const wallMs = (performance.now() - started) / count;
   const cpu = cpuBetween(before, cpuSnapshot(), count);
-  await pool(names, SETUP_CONCURRENCY, async (database) => {
-    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    created.splice(created.indexOf(database), 1);
-  });
+  await dropDatabases(admin, names, created);
   return {
     wallMs,
     cpuMs: cpu.otherMsPerTenant === undefined ? undefined : cpu.otherMsPerTenant + cpu.nodeMsPerTenant,
@@ -474,11 +479,12 @@ async function rollout(ctx: BenchContext, setup: RolloutSetup): Promise<Network>
 
     ctx.log(`[${network}] verifying every tenant database of both sets`);
     const wrong: string[] = [];
+    const projectSet = new Set(setA);
     await pool([...setA, ...setB], SETUP_CONCURRENCY, async (database) => {
       const client = new pg.Client({ connectionString: stack.postgres.urlFor(database) });
       await client.connect();
       try {
-        const ledger = setA.includes(database) ? "tenantry.migrations" : "drizzle.__drizzle_migrations";
+        const ledger = projectSet.has(database) ? "tenantry.migrations" : "drizzle.__drizzle_migrations";
         const { rows } = await client.query<{ changes: string; ledger: string }>(VERIFY_SQL(ledger));
         const row = rows[0];
         if (Number(row?.changes) !== migrations.length - 1 || Number(row?.ledger) !== migrations.length) {
@@ -494,10 +500,7 @@ async function rollout(ctx: BenchContext, setup: RolloutSetup): Promise<Network>
     // The next network starts on a cluster of the same size: every database costs the server some
     // background work (autovacuum visits each one in turn), which would tilt later networks.
     ctx.log(`[${network}] dropping its ${tenants * 2} databases`);
-    await pool([...setA, ...setB], SETUP_CONCURRENCY, async (database) => {
-      await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      created.splice(created.indexOf(database), 1);
-    });
+    await dropDatabases(admin, [...setA, ...setB], created);
     return { rtt, project, baseline, wrong: wrong.length };
   } finally {
     neonConfig.fetchFunction = undefined;
