@@ -39,12 +39,10 @@ import {
   uploadGzip,
 } from "../../src/control/export/service.ts";
 import { exportsTable } from "../../src/control/schema.ts";
-import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { exportDepsFrom } from "../../src/worker/fleet/handlers.ts";
 import { createLogger } from "../../src/worker/http/log.ts";
 import worker from "../../src/worker/index.ts";
-import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
-import { adminToken, call, json, seedKv, token } from "./support.ts";
+import { adminToken, call, controlDeps, json, seedKv, token } from "./support.ts";
 
 const ADMIN = "http://admin.localhost";
 const TAG = `el${Math.random().toString(36).slice(2, 6)}`;
@@ -87,10 +85,7 @@ async function problem(response: Response, status: number, code: string): Promis
 
 const adminCall = (path: string, init: RequestInit = {}) => call(`${ADMIN}${path}`, { ...init, token: admin });
 const host = (slug: string) => `${slug}.tenantry.localhost`;
-const db = () => {
-  configureEndpoint(env.NEON_FETCH_ENDPOINT);
-  return controlDepsFrom(env, "test:export-lifecycle").db;
-};
+const db = () => controlDeps("test:export-lifecycle").db;
 
 async function createTenant(slug: string, sku: string): Promise<TenantView> {
   const tenant = await body<TenantView>(await adminCall("/v1/tenants", json({ slug, region: "local" })), 201);

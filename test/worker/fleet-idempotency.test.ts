@@ -23,11 +23,9 @@ import { migrationRuns, runTenants, tenants } from "../../src/control/schema.ts"
 import { createTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { migrateDatabase, rollbackMigrations } from "../../src/shared/migrations.ts";
-import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { AppError } from "../../src/worker/http/errors.ts";
 import worker from "../../src/worker/index.ts";
-import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
-import { migrationSql, sleep, tenantRow } from "./support.ts";
+import { controlDeps, migrationSql, sleep, tenantRow } from "./support.ts";
 
 const NAMES = migrations.map((m) => m.name);
 const LATEST = NAMES.at(-1) as string;
@@ -43,18 +41,15 @@ const SLUGS = {
 
 const sent: MigrateMessage[] = [];
 const alerts: Record<string, unknown>[] = [];
-const deps = (): FleetDeps => {
-  configureEndpoint(env.NEON_FETCH_ENDPOINT);
-  return {
-    ...controlDepsFrom(env, "test:fleet-idempotency"),
-    send: async (messages) => {
-      sent.push(...messages);
-    },
-    alert: async (payload) => {
-      alerts.push(payload);
-    },
-  };
-};
+const deps = (): FleetDeps => ({
+  ...controlDeps("test:fleet-idempotency"),
+  send: async (messages) => {
+    sent.push(...messages);
+  },
+  alert: async (payload) => {
+    alerts.push(payload);
+  },
+});
 
 async function ledger(slug: string): Promise<string[]> {
   const rows = await (await migrationSql(slug)).query("SELECT name FROM tenantry.migrations ORDER BY name");

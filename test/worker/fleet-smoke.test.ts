@@ -1,15 +1,11 @@
-import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
-import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
-import { adminToken, call, json } from "./support.ts";
+import { adminToken, call, controlDeps, json } from "./support.ts";
 
 describe("fleet smoke", () => {
   it("rolls out through the queue", async () => {
-    configureEndpoint(env.NEON_FETCH_ENDPOINT);
-    const old = { ...controlDepsFrom(env, "test"), tenantBundle: migrations.slice(0, 1) };
+    const old = { ...controlDeps("test"), tenantBundle: migrations.slice(0, 1) };
     for (const slug of ["fs-one", "fs-two", "fs-three"]) await createTenant(old, { slug, region: "local" });
     const token = await adminToken();
     const started = await call("http://admin.localhost/v1/migrations/runs", {
