@@ -143,12 +143,16 @@ export async function uploadGzip(
   const writer = compressor.writable.getWriter();
   const encoder = new TextEncoder();
   let sinceYield = 0;
+  let writing: Promise<void> | undefined;
   try {
     for await (const text of chunks) {
       while (uploading) await Promise.race([uploading, outputFailed]);
       if (!text) continue;
       const bytes = encoder.encode(text);
-      await Promise.race([writer.write(bytes), outputFailed]);
+      // One write in flight: Node compresses on another thread, so the next chunk is made meanwhile.
+      if (writing) await Promise.race([writing, outputFailed]);
+      writing = writer.write(bytes);
+      writing.catch(() => undefined);
       // workerd hands the compressed output on in later tasks: every YIELD_BYTES of input, wait
       // until a task passes with the sink idle (output consumed, no upload in flight), so at most
       // ~YIELD_BYTES of input is compressed and unread at any time.
@@ -162,6 +166,7 @@ export async function uploadGzip(
         }
       }
     }
+    if (writing) await Promise.race([writing, outputFailed]);
     await Promise.race([writer.close(), outputFailed]);
     await piped;
     if (filled > 0 || parts.length === 0) await flush(filled);

@@ -33,6 +33,18 @@ describe("LineChecksum", () => {
     expect(sum(lines)).not.toBe(sum(BASE));
   });
 
+  it("addLines hashes each line of a page in place, as add does line by line, and counts them", () => {
+    for (const page of [BASE.join("\n"), "one", "", "\n", "a\n\nb\n", `${"x".repeat(9999)}\n🌍`]) {
+      const whole = new LineChecksum();
+      expect(whole.addLines(page)).toBe(page.split("\n").length);
+      expect(whole.hex(), JSON.stringify(page.slice(0, 20))).toBe(sum(page.split("\n")));
+    }
+    const paged = new LineChecksum();
+    paged.addLines(BASE.slice(0, 2).join("\n"));
+    paged.addLines(BASE.slice(2).join("\n"));
+    expect(paged.hex()).toBe(sum(BASE));
+  });
+
   it("tells apart many near-identical lines", () => {
     const seen = new Set<string>();
     for (let i = 0; i < 20_000; i++) seen.add(sum([`${i}\tv`]));
