@@ -20,7 +20,8 @@
  * in a process of its own (bench/gateway-process.ts), so this process's CPU and memory are the
  * Worker's side only, as in production where the HTTP endpoint is Neon's; its CPU is reported
  * apart. All of it (Postgres, gateway, export, gzip) shares this machine's cores, as COPY's psql
- * and Postgres do. Each case runs twice (once with --quick); the fastest run is reported.
+ * and Postgres do. The cases take turns, three times (once with --quick): the fastest run of each is
+ * reported, and the ratio of the median runs beside it (this machine's speed drifts between runs).
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -290,6 +291,12 @@ function fastest(runs: readonly Run[]): Run {
   return runs.reduce((best, run) => (run.ms < best.ms ? run : best));
 }
 
+/** The median run's time (the lower middle one for an even count). */
+function medianMs(runs: readonly Run[]): number {
+  const sorted = runs.map((r) => r.ms).sort((a, b) => a - b);
+  return sorted[Math.ceil(sorted.length / 2) - 1] as number;
+}
+
 function measurement(runs: readonly Run[]): Measurement {
   const times = runs.map((r) => Math.round(r.ms * 1000) / 1000);
   const sorted = [...times].sort((a, b) => a - b);
@@ -312,7 +319,7 @@ const mb = (bytes: number) => Math.round((bytes / MB) * 10) / 10;
 
 async function run(ctx: BenchContext): Promise<SuiteResult> {
   const rows = positiveIntFlag(ctx, "rows") ?? (ctx.quick ? 100_000 : 1_000_000);
-  const repeats = ctx.quick ? 1 : 2;
+  const repeats = ctx.quick ? 1 : 3;
 
   ctx.log("starting Postgres and the gateway");
   const stack = await startLocalStack({ gateway: { port: 0 } });
@@ -398,6 +405,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
         "export whole path MB/s of SQL": mbPerSecond(whole.sqlBytes, whole.ms),
         "ratio export whole path / COPY (rows/s; target ≥ 0.3)": ratio(copy.ms, whole.ms),
         "ratio export engine only / COPY (rows/s)": ratio(copy.ms, engine.ms),
+        "ratio export whole path / COPY, median runs": ratio(medianMs(copies), medianMs(wholes)),
         "gzip + multipart share of the whole path (1 − engine/whole; noisy)": ratio(whole.ms - engine.ms, whole.ms),
         "gzip alone: CompressionStream over the SQL in memory (s)": Math.round(gzipAloneMs) / 1000,
         "gzip alone MB/s of SQL": mbPerSecond(blob.size, gzipAloneMs),
