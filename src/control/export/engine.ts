@@ -305,8 +305,11 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
     );
     const rows = Number(row?.[0] ?? 0);
     const lines = row?.[2] ?? "";
-    if (clean.length > 0 && rows > 0 && !unescapedPageHolds(lines, rows, columns.length)) {
-      return read(where, values, limit, true);
+    if (clean.length > 0 && rows > 0) {
+      if (!unescapedPageHolds(lines, rows, columns.length)) return read(where, values, limit, true);
+    } else if (rows > 0 && countLines(lines) !== rows) {
+      // Escaped, a page has exactly one line per row: anything else is a corrupt response.
+      throw new Error(`${name}: a page of ${rows} rows held ${countLines(lines)} lines`);
     }
     flags.forEach((column, i) => {
       if (row?.[5 + i] === "true") dirty.add(column.name);
@@ -621,8 +624,6 @@ BEGIN;
         if (!page) break;
         const chunk = `${page.lines}\n`;
         const chunkBytes = page.bytes + 1;
-        const lines = countLines(page.lines);
-        if (lines !== page.rows) throw new Error(`${name}: a page of ${page.rows} rows held ${lines} lines`);
         checksum.add(page.hash);
         pages.sized(chunkBytes / page.rows);
         count += page.rows;
