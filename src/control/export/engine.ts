@@ -345,24 +345,49 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
     return row;
   };
 
+  /**
+   * Keyed: cuts the next key ranges and requests them until PAGES_IN_FLIGHT are queued, in the
+   * background, so the caller gets a page without waiting for the next boundary. A failure is kept
+   * and thrown by `next`.
+   */
+  let planning: Promise<void> | undefined;
+  let planFailure: { error: unknown } | undefined;
+  const plan = () => {
+    if (!byKey || planning || exhausted || planFailure || queue.length >= PAGES_IN_FLIGHT) return;
+    planning = (async () => {
+      // Never settles before `planning` is set (the finally below clears it).
+      await undefined;
+      try {
+        while (!exhausted && queue.length < PAGES_IN_FLIGHT) {
+          const from = start;
+          const to = await boundary();
+          const where: string[] = [];
+          if (from) where.push(`${tuple} > ${params(1)}`);
+          if (to) where.push(`${tuple} <= ${params(from ? from.length + 1 : 1)}`);
+          enqueue(read(where, [...(from ?? []), ...(to ?? [])]));
+          start = to;
+          exhausted = to === undefined;
+        }
+      } catch (error) {
+        planFailure = { error };
+      } finally {
+        planning = undefined;
+      }
+    })();
+  };
+
   return {
-    /** Tells the reader the bytes per row of the last page, to size the next ones. */
+    /** Tells the reader the bytes per row of the last page, to size the next ones (and requests them). */
     sized(bytesPerRow: number) {
       limit = Math.max(1, Math.min(50_000, Math.floor(pageBytes / Math.max(1, bytesPerRow))));
+      plan();
     },
     async next(): Promise<Page | undefined> {
       for (;;) {
         if (byKey) {
-          while (!exhausted && queue.length < PAGES_IN_FLIGHT) {
-            const from = start;
-            const to = await boundary();
-            const where: string[] = [];
-            if (from) where.push(`${tuple} > ${params(1)}`);
-            if (to) where.push(`${tuple} <= ${params(from ? from.length + 1 : 1)}`);
-            enqueue(read(where, [...(from ?? []), ...(to ?? [])]));
-            start = to;
-            exhausted = to === undefined;
-          }
+          plan();
+          while (queue.length === 0 && planning) await planning;
+          if (planFailure) throw planFailure.error;
         } else if (!exhausted && queue.length === 0) {
           enqueue(read([], [], limit));
         }

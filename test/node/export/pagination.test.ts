@@ -96,4 +96,38 @@ describe("export engine pagination", () => {
     expect(Object.fromEntries(small.tables.map((t) => [t.name, t.rows]))).toEqual(counts);
     expect(small.tables).toEqual(whole.tables);
   }, 120_000);
+
+  it.each([
+    [
+      "before its first page (its first key range fails)",
+      (chunk: string) => chunk.startsWith('\nCOPY "public"."doomed"'),
+    ],
+    ["after its first page (key ranges and pages in flight fail)", (_: string, paged: boolean) => paged],
+  ])(
+    "fails, rather than ending short or hanging, when a table goes away %s",
+    async (_, when) => {
+      const doomed = await createTestDatabase("exp_doomed");
+      try {
+        const sql = neon(doomed.url);
+        await sql.query("CREATE TABLE doomed (id int PRIMARY KEY, v text)");
+        await sql.query("INSERT INTO doomed SELECT i, repeat('v', 50) FROM generate_series(1, 5000) AS i");
+        let paged = false;
+        const exporter = exportDatabase(doomed.url, { pageBytes: 1024, onProgress: () => (paged = true) });
+        const drained = (async () => {
+          let dropped = false;
+          for await (const chunk of exporter.chunks) {
+            if (!dropped && when(chunk, paged)) {
+              dropped = true;
+              await sql.query("DROP TABLE doomed");
+            }
+          }
+        })();
+        await expect(drained).rejects.toThrow(/doomed/);
+        expect(() => exporter.stats()).toThrow(/not finished/);
+      } finally {
+        await dropTestDatabase(doomed);
+      }
+    },
+    60_000,
+  );
 });
