@@ -174,9 +174,9 @@ function escapeRareControls(text: string): string {
   return text.replace(RARE_CONTROLS_ALL, (char) => RARE_ESCAPES[char] ?? char);
 }
 
-/** Lines in a page of text: one more than its newlines. */
+/** Lines in a page of text, each ending in a newline. */
 function countLines(text: string): number {
-  let lines = 1;
+  let lines = 0;
   for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n", at + 1)) lines++;
   return lines;
 }
@@ -225,7 +225,7 @@ interface Table {
 
 interface Page {
   readonly rows: number;
-  /** The rows' COPY lines joined by newlines (no trailing newline), in no particular order. */
+  /** The rows' COPY lines, each ending in a newline (Postgres adds the last one: no copy of the page here), in no particular order. */
   readonly lines: string;
   /** UTF-8 bytes of `lines`. */
   readonly bytes: number;
@@ -296,7 +296,7 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
       // line twice: once for the page, once for its hash.
       // The hash reads `line` in C collation: a column's nondeterministic collation must not blur it.
       `SELECT rows::text, octet_length(lines)::text, lines, ${byKey ? "NULL" : "last_ctid::text"}, hash::text${flagsOut}
-       FROM (SELECT count(*) AS rows, string_agg(line, E'\\n') AS lines, coalesce(sum(hashtextextended(line COLLATE "C", 0)), 0) AS hash
+       FROM (SELECT count(*) AS rows, string_agg(line, E'\\n') || E'\\n' AS lines, coalesce(sum(hashtextextended(line COLLATE "C", 0)), 0) AS hash
                     ${byKey ? "" : ", max(last_ctid) AS last_ctid"}${flagsAgg}
              FROM (SELECT ${byKey ? "" : `${name}.ctid AS last_ctid, `}${copyLine(columns, escapeAll ? "all" : dirty)} AS line${flagsInner}
                    FROM ${name} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
@@ -647,8 +647,8 @@ BEGIN;
       for (;;) {
         const page = await pages.next();
         if (!page) break;
-        const chunk = `${page.lines}\n`;
-        const chunkBytes = page.bytes + 1;
+        const chunk = page.lines;
+        const chunkBytes = page.bytes;
         checksum.add(page.hash);
         pages.sized(chunkBytes / page.rows);
         count += page.rows;
