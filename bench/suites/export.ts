@@ -14,9 +14,10 @@
  *
  * Rows/s and MB/s of COPY text (the SQL's data) for each, the export/COPY ratio (target ≥ 0.3),
  * what gzip alone (CompressionStream over the same SQL held in memory) takes on this machine,
- * gzip size, and peak memory of the export runs: process.memoryUsage() sampled every 50 ms, peak
- * minus the value just before the run (uncollected garbage included: V8 collects lazily), and the
- * live heap right after a full GC once a second (what the export actually holds). The gateway runs
+ * gzip size, and peak memory of the export path, in one more run of each that is not timed:
+ * process.memoryUsage() sampled every 50 ms, peak minus the value just before the run (uncollected
+ * garbage included: V8 collects lazily), and the live heap right after a full GC once a second
+ * (what the export actually holds). The gateway runs
  * in a process of its own (bench/gateway-process.ts), so this process's CPU and memory are the
  * Worker's side only, as in production where the HTTP endpoint is Neon's; its CPU is reported
  * apart. All of it (Postgres, gateway, export, gzip) shares this machine's cores, as COPY's psql
@@ -209,8 +210,9 @@ function othersCpu(before: ReturnType<typeof machineCpu>, known: number[]): numb
   return Math.max(0, (after.busy - before.busy) * MS_PER_TICK - known.reduce((a, b) => a + b, 0));
 }
 
-async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess): Promise<Run> {
-  const memory = memorySampler();
+/** One export; with `sampleMemory`, memory is sampled (full GCs included), so the run is not timed. */
+async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess, sampleMemory = false): Promise<Run> {
+  const memory = sampleMemory ? memorySampler() : undefined;
   const cpu = process.cpuUsage();
   const gatewayCpu = gateway.cpuSeconds();
   const machine = machineCpu();
@@ -232,7 +234,7 @@ async function exportRun(url: string, gzip: boolean, gateway: GatewayProcess): P
   const gatewayNow = gateway.cpuSeconds();
   const gatewayCpuMs =
     gatewayCpu === undefined || gatewayNow === undefined ? undefined : (gatewayNow - gatewayCpu) * 1000;
-  const peak = memory.stop();
+  const peak = memory?.stop();
   const stats = exporter.stats();
   return {
     ms,
@@ -380,6 +382,10 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     const whole = fastest(wholes);
     if (engine.dataBytes !== copy.dataBytes)
       throw new Error(`the export's COPY data is ${engine.dataBytes} bytes, COPY TO STDOUT's ${copy.dataBytes}`);
+    // Memory in runs of their own: the sampler's full GCs would slow the timed runs down.
+    ctx.log("export, engine only and whole path, memory sampled (not timed)");
+    const engineMemory = [await exportRun(url, false, gateway, true)];
+    const wholeMemory = [await exportRun(url, true, gateway, true)];
     const peakOf = (runs: Run[], key: keyof Peak) => Math.max(...runs.map((r) => r.peak?.[key] ?? 0));
 
     return {
@@ -423,13 +429,13 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
         ...(whole.gatewayCpuMs === undefined
           ? {}
           : { "gateway process CPU s, whole path run (Neon's side)": Math.round(whole.gatewayCpuMs / 100) / 10 }),
-        "peak RSS over baseline, engine only (MB)": mb(peakOf(engines, "rss")),
-        "peak heapUsed over baseline, engine only (MB)": mb(peakOf(engines, "heap")),
-        "peak RSS over baseline, whole path (MB)": mb(peakOf(wholes, "rss")),
-        "peak heapUsed over baseline, whole path (MB)": mb(peakOf(wholes, "heap")),
-        "peak live heap after GC over baseline, engine only (MB)": mb(peakOf(engines, "live")),
-        "peak live heap after GC over baseline, whole path (MB)": mb(peakOf(wholes, "live")),
-        "peak RSS, absolute (MB)": mb(Math.max(peakOf(engines, "rssPeak"), peakOf(wholes, "rssPeak"))),
+        "peak RSS over baseline, engine only (MB)": mb(peakOf(engineMemory, "rss")),
+        "peak heapUsed over baseline, engine only (MB)": mb(peakOf(engineMemory, "heap")),
+        "peak RSS over baseline, whole path (MB)": mb(peakOf(wholeMemory, "rss")),
+        "peak heapUsed over baseline, whole path (MB)": mb(peakOf(wholeMemory, "heap")),
+        "peak live heap after GC over baseline, engine only (MB)": mb(peakOf(engineMemory, "live")),
+        "peak live heap after GC over baseline, whole path (MB)": mb(peakOf(wholeMemory, "live")),
+        "peak RSS, absolute (MB)": mb(Math.max(peakOf(engineMemory, "rssPeak"), peakOf(wholeMemory, "rssPeak"))),
         "COPY baseline": "psql (libpq) COPY … TO STDOUT over a direct connection, output piped here and counted",
       },
     };
