@@ -221,6 +221,20 @@ interface Table {
   columns: Column[];
   /** Primary key columns with their types, for keyset pagination (empty: paginate by ctid). */
   key: { name: string; type: string }[];
+  /** Size on disk (heap, TOAST and indexes, of every partition) and the planner's row estimate (0: unknown). */
+  diskBytes: number;
+  tuples: number;
+}
+
+/**
+ * Rows in a table's first pages, before any page has been read: what fits `pageBytes` if a row's
+ * COPY text were 4× its share of the table's size on disk (TOAST compresses wide values), at most
+ * 500. Without a row estimate (never analyzed), the whole table counts as one row. A table of a
+ * few huge rows starts with pages of one row, not 500 of them.
+ */
+function firstLimit(pageBytes: number, diskBytes: number, tuples: number): number {
+  const perRow = tuples >= 1 ? diskBytes / tuples : diskBytes;
+  return Math.max(1, Math.min(500, Math.floor(pageBytes / Math.max(1, perRow * 4))));
 }
 
 interface Page {
@@ -243,8 +257,9 @@ interface ReadPage extends Page {
 const PAGES_IN_FLIGHT = 2;
 
 /**
- * A table's rows as pages of COPY lines, each page about `pageBytes` (the row size is learned from
- * the pages read: `sized`). One request per page: the row count and the lines joined into one
+ * A table's rows as pages of COPY lines, each page about `pageBytes`. The first pages' row count
+ * comes from the table's size on disk per row (see firstLimit), the next ones' from the bytes per
+ * row of the last page read. One request per page: the row count and the lines joined into one
  * string (one value to carry instead of one per row).
  *
  * With a primary key the table is cut into key ranges ahead of time: a cheap keys-only query
@@ -325,7 +340,7 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
     };
   };
 
-  let limit = 500;
+  let limit = firstLimit(pageBytes, table.diskBytes, table.tuples);
   const queue: Promise<ReadPage>[] = [];
   const enqueue = (page: Promise<ReadPage>) => {
     // Awaited in turn: a failure surfaces there, not as an unhandled rejection.
@@ -377,11 +392,6 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
   };
 
   return {
-    /** Tells the reader the bytes per row of the last page, to size the next ones (and requests them). */
-    sized(bytesPerRow: number) {
-      limit = Math.max(1, Math.min(50_000, Math.floor(pageBytes / Math.max(1, bytesPerRow))));
-      plan();
-    },
     async next(): Promise<Page | undefined> {
       for (;;) {
         if (byKey) {
@@ -393,7 +403,10 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
         }
         const page = await queue.shift();
         if (!page) return undefined;
-        if (!byKey) {
+        // The next pages are sized on this one, before they are requested.
+        if (page.rows > 0) limit = Math.max(1, Math.min(50_000, Math.floor((pageBytes * page.rows) / page.bytes)));
+        if (byKey) plan();
+        else {
           // The next ctid page starts after this one's last row; a short page was the last.
           if (page.limit !== undefined && page.rows === page.limit && page.lastCtid)
             enqueue(read(["ctid > $1::tid"], [page.lastCtid], limit));
@@ -554,9 +567,22 @@ BEGIN;
     }
 
     // Tables.
-    const tableRows = await rows<{ oid: string; schema: string; name: string }>(
+    const tableRows = await rows<{
+      oid: string;
+      schema: string;
+      name: string;
+      bytes: string | null;
+      tuples: string | null;
+    }>(
       sql,
-      `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name,
+              CASE WHEN c.relkind = 'p'
+                   THEN (SELECT sum(pg_total_relation_size(t.relid))::text FROM pg_partition_tree(c.oid) t)
+                   ELSE pg_total_relation_size(c.oid)::text END AS bytes,
+              CASE WHEN c.relkind = 'p'
+                   THEN (SELECT sum(greatest(pc.reltuples, 0))::text FROM pg_partition_tree(c.oid) t JOIN pg_class pc ON pc.oid = t.relid)
+                   ELSE greatest(c.reltuples, 0)::text END AS tuples
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname ${nsFilter} ORDER BY n.nspname, c.relname`,
     );
     const tableList: Table[] = [];
@@ -600,6 +626,8 @@ BEGIN;
         oid: t.oid,
         schema: t.schema,
         name: t.name,
+        diskBytes: Number(t.bytes ?? 0),
+        tuples: Number(t.tuples ?? 0),
         columns: columns.map((c) => ({
           name: c.name,
           type: c.type,
@@ -650,7 +678,6 @@ BEGIN;
         const chunk = page.lines;
         const chunkBytes = page.bytes;
         checksum.add(page.hash);
-        pages.sized(chunkBytes / page.rows);
         count += page.rows;
         bytes += chunkBytes;
         yield emit(chunk, chunkBytes);

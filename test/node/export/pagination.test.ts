@@ -97,6 +97,30 @@ describe("export engine pagination", () => {
     expect(small.tables).toEqual(whole.tables);
   }, 120_000);
 
+  it("keeps pages near the page size from the first page on, when rows are wide", async () => {
+    const wide = await createTestDatabase("exp_widerows");
+    try {
+      const sql = neon(wide.url);
+      // ~19 KB of hex per row, which TOAST barely compresses; 300 rows.
+      await sql.query("CREATE TABLE wide_rows (id int PRIMARY KEY, v text)");
+      await sql.query(
+        `INSERT INTO wide_rows SELECT i, (SELECT string_agg(md5(i::text || '.' || j::text), '') FROM generate_series(1, 600) AS j)
+         FROM generate_series(1, 300) AS i`,
+      );
+      await sql.query("CREATE TABLE wide_nokey AS SELECT * FROM wide_rows");
+      await sql.query("ANALYZE");
+      const pageBytes = 64 * 1024;
+      const exporter = exportDatabase(wide.url, { pageBytes });
+      let largest = 0;
+      for await (const chunk of exporter.chunks) largest = Math.max(largest, chunk.length);
+      expect(exporter.stats().tables.map((t) => t.rows)).toEqual([300, 300]);
+      // Before: the first pages took 500 rows whatever their size, here all 300 rows (5.8 MB) at once.
+      expect(largest).toBeLessThan(4 * pageBytes);
+    } finally {
+      await dropTestDatabase(wide);
+    }
+  }, 60_000);
+
   it.each([
     [
       "before its first page (its first key range fails)",
