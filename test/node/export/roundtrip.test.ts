@@ -57,6 +57,9 @@ const SETUP = [
   // pages into the table (with and without a key), one kind per column.
   "CREATE TABLE late_dirt (id int PRIMARY KEY, a text NOT NULL, b text, flag bool NOT NULL, c varchar(40))",
   "CREATE TABLE late_dirt_nokey (a text NOT NULL, b text, n int)",
+  // A backslash first appears pages into the table, in text and in jsonb, with NULLs (\N) on every page.
+  "CREATE TABLE late_backslash (id int PRIMARY KEY, a text NOT NULL, n text, j jsonb, m int)",
+  "CREATE TABLE late_backslash_nokey (a text, j jsonb NOT NULL)",
   // More columns than one concat_ws call takes (99).
   `CREATE TABLE wide (id int PRIMARY KEY, ${Array.from({ length: 130 }, (_, i) => `c${i} ${i % 2 ? "text" : "int"}`).join(", ")})`,
 ];
@@ -134,6 +137,17 @@ beforeAll(async () => {
        CASE WHEN i = 2600 THEN E'\\t' WHEN i = 2800 THEN E'\\r' END, i FROM generate_series(1, 3000) AS i`,
   );
   await sql.query(
+    `INSERT INTO late_backslash SELECT i, 'name ' || i || repeat('x', 60) || CASE WHEN i = 2200 THEN E' C:\\\\dir' ELSE '' END,
+       CASE WHEN i % 4 = 0 THEN NULL ELSE 'n' || i END,
+       CASE WHEN i % 6 = 0 THEN NULL WHEN i = 2600 THEN jsonb_build_object('q', 'say "hi"') ELSE jsonb_build_object('k', i) END,
+       CASE WHEN i % 5 = 0 THEN NULL ELSE i END
+     FROM generate_series(1, 3000) AS i`,
+  );
+  await sql.query(
+    `INSERT INTO late_backslash_nokey SELECT CASE WHEN i % 3 = 0 THEN NULL ELSE 'row ' || i || repeat('y', 60) END,
+       CASE WHEN i = 2400 THEN '["back\\\\slash"]'::jsonb ELSE jsonb_build_array(i) END FROM generate_series(1, 3000) AS i`,
+  );
+  await sql.query(
     `INSERT INTO wide SELECT i, ${Array.from({ length: 130 }, (_, j) => (j % 2 ? `'v' || i || E'${j === 129 ? "\\t" : ""}'` : "i")).join(", ")}
      FROM generate_series(1, 3) AS i`,
   );
@@ -204,6 +218,8 @@ describe("export → psql restore", () => {
       '"public"."casts"',
       '"public"."children"',
       '"public"."kinds"',
+      '"public"."late_backslash"',
+      '"public"."late_backslash_nokey"',
       '"public"."late_dirt"',
       '"public"."late_dirt_nokey"',
       '"public"."no_key"',
