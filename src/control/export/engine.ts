@@ -288,13 +288,14 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
       | null
     )[][];
   /**
-   * One page. `check` (the page read with text-like columns left unescaped where clean): if the
-   * page does not hold, it is read again escaped, with a flag per column that needed it.
+   * One page, its clean text-like columns read unescaped. If the page does not hold, it is read
+   * again with everything escaped (`recheck`: the columns that were read unescaped), with a flag per
+   * such column saying whether it held a control character.
    */
-  const read = async (where: string[], values: unknown[], limit?: number, escapeAll = false): Promise<ReadPage> => {
+  const read = async (where: string[], values: unknown[], limit?: number, recheck?: Column[]): Promise<ReadPage> => {
+    const escapeAll = recheck !== undefined;
     const clean = escapeAll ? [] : textLike.filter((c) => !dirty.has(c.name));
-    // Read again with everything escaped: which of the columns read unescaped held a control character.
-    const flags = escapeAll ? textLike : [];
+    const flags = recheck ?? [];
     // Per flagged column: did any value hold a newline, carriage return or tab.
     const held = (c: Column) => {
       const value = textOf(c);
@@ -321,10 +322,11 @@ function pageReader(sql: RawSql, table: Table, name: string, columns: readonly C
     const rows = Number(row?.[0] ?? 0);
     const lines = row?.[2] ?? "";
     if (clean.length > 0 && rows > 0) {
-      if (!unescapedPageHolds(lines, rows, columns.length)) return read(where, values, limit, true);
-    } else if (rows > 0 && countLines(lines) !== rows) {
+      if (!unescapedPageHolds(lines, rows, columns.length)) return read(where, values, limit, clean);
+    } else if (rows > 0) {
       // Escaped, a page has exactly one line per row: anything else is a corrupt response.
-      throw new Error(`${name}: a page of ${rows} rows held ${countLines(lines)} lines`);
+      const lineCount = countLines(lines);
+      if (lineCount !== rows) throw new Error(`${name}: a page of ${rows} rows held ${lineCount} lines`);
     }
     flags.forEach((column, i) => {
       if (row?.[5 + i] === "true") dirty.add(column.name);
@@ -675,12 +677,10 @@ BEGIN;
       for (;;) {
         const page = await pages.next();
         if (!page) break;
-        const chunk = page.lines;
-        const chunkBytes = page.bytes;
         checksum.add(page.hash);
         count += page.rows;
-        bytes += chunkBytes;
-        yield emit(chunk, chunkBytes);
+        bytes += page.bytes;
+        yield emit(page.lines, page.bytes);
         options.onProgress?.(`${table.schema}.${table.name}`, count);
       }
       yield emit("\\.\n");
