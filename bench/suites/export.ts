@@ -17,10 +17,9 @@
  * gzip size, and peak memory of the export path, in one more run of each that is not timed:
  * process.memoryUsage() sampled every 50 ms, peak minus the value just before the run (uncollected
  * garbage included: V8 collects lazily), and the live heap right after a full GC once a second
- * (what the export actually holds). The gateway runs
- * in a process of its own (bench/gateway-process.ts), so this process's CPU and memory are the
- * Worker's side only, as in production where the HTTP endpoint is Neon's; its CPU is reported
- * apart. All of it (Postgres, gateway, export, gzip) shares this machine's cores, as COPY's psql
+ * (what the export actually holds). The gateway runs in a process of its own
+ * (bench/gateway-process.ts), so this process's CPU and memory are the Worker's side only, as in
+ * production where the HTTP endpoint is Neon's; its CPU is reported apart. All of it (Postgres, gateway, export, gzip) shares this machine's cores, as COPY's psql
  * and Postgres do. The cases take turns, three times (once with --quick): the fastest run of each is
  * reported, and the ratio of the median runs beside it (this machine's speed drifts between runs).
  */
@@ -293,12 +292,6 @@ function fastest(runs: readonly Run[]): Run {
   return runs.reduce((best, run) => (run.ms < best.ms ? run : best));
 }
 
-/** The median run's time (the lower middle one for an even count). */
-function medianMs(runs: readonly Run[]): number {
-  const sorted = runs.map((r) => r.ms).sort((a, b) => a - b);
-  return sorted[Math.ceil(sorted.length / 2) - 1] as number;
-}
-
 function measurement(runs: readonly Run[]): Measurement {
   const times = runs.map((r) => Math.round(r.ms * 1000) / 1000);
   const sorted = [...times].sort((a, b) => a - b);
@@ -384,9 +377,9 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       throw new Error(`the export's COPY data is ${engine.dataBytes} bytes, COPY TO STDOUT's ${copy.dataBytes}`);
     // Memory in runs of their own: the sampler's full GCs would slow the timed runs down.
     ctx.log("export, engine only and whole path, memory sampled (not timed)");
-    const engineMemory = [await exportRun(url, false, gateway, true)];
-    const wholeMemory = [await exportRun(url, true, gateway, true)];
-    const peakOf = (runs: Run[], key: keyof Peak) => Math.max(...runs.map((r) => r.peak?.[key] ?? 0));
+    const engineMemory = (await exportRun(url, false, gateway, true)).peak;
+    const wholeMemory = (await exportRun(url, true, gateway, true)).peak;
+    const peakMb = (peak: Peak | undefined, key: keyof Peak) => mb(peak?.[key] ?? 0);
 
     return {
       measurements: {
@@ -411,7 +404,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
         "export whole path MB/s of SQL": mbPerSecond(whole.sqlBytes, whole.ms),
         "ratio export whole path / COPY (rows/s; target ≥ 0.3)": ratio(copy.ms, whole.ms),
         "ratio export engine only / COPY (rows/s)": ratio(copy.ms, engine.ms),
-        "ratio export whole path / COPY, median runs": ratio(medianMs(copies), medianMs(wholes)),
+        "ratio export whole path / COPY, median runs": ratio(measurement(copies).p50, measurement(wholes).p50),
         "gzip + multipart share of the whole path (1 − engine/whole; noisy)": ratio(whole.ms - engine.ms, whole.ms),
         "gzip alone: CompressionStream over the SQL in memory (s)": Math.round(gzipAloneMs) / 1000,
         "gzip alone MB/s of SQL": mbPerSecond(blob.size, gzipAloneMs),
@@ -429,13 +422,13 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
         ...(whole.gatewayCpuMs === undefined
           ? {}
           : { "gateway process CPU s, whole path run (Neon's side)": Math.round(whole.gatewayCpuMs / 100) / 10 }),
-        "peak RSS over baseline, engine only (MB)": mb(peakOf(engineMemory, "rss")),
-        "peak heapUsed over baseline, engine only (MB)": mb(peakOf(engineMemory, "heap")),
-        "peak RSS over baseline, whole path (MB)": mb(peakOf(wholeMemory, "rss")),
-        "peak heapUsed over baseline, whole path (MB)": mb(peakOf(wholeMemory, "heap")),
-        "peak live heap after GC over baseline, engine only (MB)": mb(peakOf(engineMemory, "live")),
-        "peak live heap after GC over baseline, whole path (MB)": mb(peakOf(wholeMemory, "live")),
-        "peak RSS, absolute (MB)": mb(Math.max(peakOf(engineMemory, "rssPeak"), peakOf(wholeMemory, "rssPeak"))),
+        "peak RSS over baseline, engine only (MB)": peakMb(engineMemory, "rss"),
+        "peak heapUsed over baseline, engine only (MB)": peakMb(engineMemory, "heap"),
+        "peak RSS over baseline, whole path (MB)": peakMb(wholeMemory, "rss"),
+        "peak heapUsed over baseline, whole path (MB)": peakMb(wholeMemory, "heap"),
+        "peak live heap after GC over baseline, engine only (MB)": peakMb(engineMemory, "live"),
+        "peak live heap after GC over baseline, whole path (MB)": peakMb(wholeMemory, "live"),
+        "peak RSS, absolute (MB)": mb(Math.max(engineMemory?.rssPeak ?? 0, wholeMemory?.rssPeak ?? 0)),
         "COPY baseline": "psql (libpq) COPY … TO STDOUT over a direct connection, output piped here and counted",
       },
     };
