@@ -405,7 +405,13 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
     if (!decrypted.ok) throw new Error("the tenant's migration connection could not be decrypted");
     const db = neon(decrypted.plaintext);
     if (run.kind === "rollback") {
-      const rolled = await rollbackMigrations(db, deps.tenantBundle, run.steps ?? 1, run.dryRun);
+      // From the version the control plane recorded, not the ledger's latest: a duplicate delivery
+      // racing this one then undoes the same migrations, never the ones below them.
+      const rolled = await rollbackMigrations(db, deps.tenantBundle, {
+        steps: run.steps ?? 1,
+        from: tenant.schemaVersion,
+        dryRun: run.dryRun,
+      });
       result = { rolledBack: rolled.rolledBack, dryRun: run.dryRun };
       toVersion = rolled.version;
     } else {

@@ -202,40 +202,73 @@ export interface RollbackResult {
   readonly version: string | null;
 }
 
-/** The last `steps` applied migrations, newest first; each must have a down file. */
+/**
+ * What a rollback of `steps` migrations from version `from` undoes: the `steps` bundle migrations
+ * ending at `from`, newest first, less those no longer applied (a duplicate or resumed rollback
+ * finds them gone). The set depends on `from`, not on the ledger's state when it is read, so a
+ * second delivery of the same rollback cannot undo a further migration. Refuses when the database
+ * holds a migration newer than `from`: the caller's idea of the version is wrong. Each migration
+ * still to undo must have a down file.
+ */
 export function planRollback(
   bundle: MigrationBundle,
   applied: readonly AppliedMigration[],
   steps: number,
+  from: string | null,
 ): Migration[] {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
   pendingMigrations(bundle, applied); // throws on drift
-  const byName = new Map(bundle.map((m) => [m.name, m]));
-  return [...applied]
-    .sort((a, b) => (a.name < b.name ? 1 : -1))
-    .slice(0, steps)
-    .map((row) => {
-      const migration = byName.get(row.name);
-      if (!migration) throw new Error(`migration ${row.name} is applied but not in the bundle`);
-      if (!migration.down) throw new Error(`migration ${row.name} has no down file`);
+  const index = new Map(bundle.map((m, i) => [m.name, i]));
+  const fromIndex = from === null ? -1 : (index.get(from) ?? -2);
+  if (fromIndex === -2) throw new Error(`migration ${from} is not in the bundle`);
+  for (const row of applied) {
+    const at = index.get(row.name);
+    if (at === undefined) throw new Error(`migration ${row.name} is applied but not in the bundle`);
+    if (at > fromIndex) {
+      throw new Error(
+        `the database has ${row.name} applied, newer than ${from ?? "none"}, the version to roll back from; nothing was rolled back`,
+      );
+    }
+  }
+  const done = new Set(applied.map((row) => row.name));
+  return bundle
+    .slice(Math.max(0, fromIndex - steps + 1), fromIndex + 1)
+    .reverse()
+    .filter((migration) => done.has(migration.name))
+    .map((migration) => {
+      if (!migration.down) throw new Error(`migration ${migration.name} has no down file`);
       return migration;
     });
 }
 
+export interface RollbackOptions {
+  /** How many migrations to undo, counting back from `from`. */
+  readonly steps: number;
+  /**
+   * The version the caller rolls back from (the control plane's record of the tenant), or null
+   * for none. Makes the rollback idempotent: run twice, at once or one after the other, it undoes
+   * the same migrations once, never `steps` more.
+   */
+  readonly from: string | null;
+  readonly dryRun?: boolean;
+}
+
 /**
- * Rolls back the last `steps` migrations, each in one batch with its ledger row removal. A batch
- * first proves its ledger row is still there (division by zero otherwise), so a duplicate or
- * concurrent rollback is a no-op. With `dryRun`, all of it runs in one batch that is rolled back.
+ * Rolls back `steps` migrations from version `from` (see planRollback), each in one batch with its
+ * ledger row removal. A batch first proves its ledger row is still there (division by zero
+ * otherwise), so a concurrent run undoing the same migration makes it a no-op. With `dryRun`, all
+ * of it runs in one batch that is rolled back.
  */
 export async function rollbackMigrations(
   sql: Sql,
   bundle: MigrationBundle,
-  steps: number,
-  dryRun = false,
+  { steps, from, dryRun = false }: RollbackOptions,
 ): Promise<RollbackResult> {
   const applied = await appliedMigrations(sql);
-  const plan = planRollback(bundle, applied, steps);
-  const remaining = applied.map((row) => row.name).filter((name) => !plan.some((m) => m.name === name));
-  const version = remaining.sort().at(-1) ?? null;
+  const plan = planRollback(bundle, applied, steps, from);
+  const undone = new Set(plan.map((m) => m.name));
+  const remaining = new Set(applied.map((row) => row.name).filter((name) => !undone.has(name)));
+  const version = bundle.findLast((m) => remaining.has(m.name))?.name ?? null;
   const undo = (migration: Migration) => [
     sql.query(`SELECT 1 / count(*)::int FROM ${LEDGER_TABLE} WHERE name = $1`, [migration.name]),
     sql.query(`DELETE FROM ${LEDGER_TABLE} WHERE name = $1`, [migration.name]),

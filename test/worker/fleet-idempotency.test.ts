@@ -217,14 +217,26 @@ describe("fleet: duplicate deliveries and racing consumers apply each migration 
     expect(await ledger(slug)).toEqual(NAMES);
     expect(await objects(slug)).toEqual({ imageUrl: 1, note: 1, productIdx: 1 });
 
+    // A rollback from a version older than the database's is refused, and changes nothing.
+    await expect(rollbackMigrations(await migrationSql(slug), migrations, { steps: 1, from: FIRST })).rejects.toThrow(
+      `the database has ${NAMES[1]} applied, newer than ${FIRST}`,
+    );
+    expect(await ledger(slug)).toEqual(NAMES);
+
     // The same holds for rolling back: two at once undo the latest migration once.
     const rolled = await Promise.all([
-      rollbackMigrations(await migrationSql(slug), migrations, 1),
-      rollbackMigrations(await migrationSql(slug), migrations, 1),
+      rollbackMigrations(await migrationSql(slug), migrations, { steps: 1, from: LATEST }),
+      rollbackMigrations(await migrationSql(slug), migrations, { steps: 1, from: LATEST }),
     ]);
     expect(rolled.flatMap((r) => r.rolledBack)).toEqual([LATEST]);
+    expect(rolled.map((r) => r.version)).toEqual([NAMES.at(-2), NAMES.at(-2)]);
     expect(await ledger(slug)).toEqual(NAMES.slice(0, -1));
     expect(await objects(slug)).toEqual({ imageUrl: 1, note: 1, productIdx: 0 });
+    // Delivered again after the first one finished, it is still a no-op: it does not undo the
+    // migration below (it did, when a rollback meant "the latest `steps` in the ledger now").
+    const late = await rollbackMigrations(await migrationSql(slug), migrations, { steps: 1, from: LATEST });
+    expect(late).toEqual({ rolledBack: [], version: NAMES.at(-2) });
+    expect(await ledger(slug)).toEqual(NAMES.slice(0, -1));
 
     // And re-applying after it brings back just that one.
     const again = await Promise.all([

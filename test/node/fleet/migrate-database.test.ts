@@ -6,7 +6,13 @@
 import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { migrations } from "../../../src/generated/migrations.ts";
-import { type Migration, MigrationDriftError, migrateDatabase } from "../../../src/shared/migrations.ts";
+import {
+  type Migration,
+  MigrationDriftError,
+  migrateDatabase,
+  planRollback,
+  rollbackMigrations,
+} from "../../../src/shared/migrations.ts";
 import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
 
 const NAMES = migrations.map((m) => m.name);
@@ -123,5 +129,58 @@ describe("migrateDatabase", () => {
     const drifted = [{ ...(migrations[0] as Migration), checksum: "changed" }, ...migrations.slice(1)];
     await expect(migrateDatabase(neon(db.url), drifted)).rejects.toBeInstanceOf(MigrationDriftError);
     expect(await ledger(db)).toEqual(NAMES.slice(0, 1));
+  });
+});
+
+describe("rollbackMigrations", () => {
+  const applied = (...names: string[]) =>
+    names.map((name) => ({ name, checksum: (migrations.find((m) => m.name === name) as Migration).checksum }));
+  const plan = (rows: ReturnType<typeof applied>, steps: number, from: string | null) =>
+    planRollback(migrations, rows, steps, from).map((m) => m.name);
+  const [m0, m1, m2, m3] = NAMES as [string, string, string, string];
+
+  it("plans the `steps` migrations ending at `from`, less those already undone", () => {
+    expect(plan(applied(m0, m1, m2, m3), 2, m3)).toEqual([m3, m2]);
+    // Resumed after undoing m3: only m2 is left to undo, not m1 as well.
+    expect(plan(applied(m0, m1, m2), 2, m3)).toEqual([m2]);
+    // Both gone: nothing to do.
+    expect(plan(applied(m0, m1), 2, m3)).toEqual([]);
+    expect(plan(applied(m0, m1, m2, m3), 3, m3)).toEqual([m3, m2, m1]);
+    expect(plan(applied(m1, m2, m3), 10, m3)).toEqual([m3, m2, m1]);
+    expect(plan([], 1, null)).toEqual([]);
+  });
+
+  it("refuses a version older than the database's, an unknown version, bad steps, and a missing down file", () => {
+    expect(() => plan(applied(m0, m1, m2, m3), 1, m2)).toThrow(`the database has ${m3} applied, newer than ${m2}`);
+    expect(() => plan(applied(m0), 1, null)).toThrow(`the database has ${m0} applied, newer than none`);
+    expect(() => plan(applied(m0), 1, "9999_nope")).toThrow("migration 9999_nope is not in the bundle");
+    expect(() => plan(applied(m0), 0, m0)).toThrow("steps must be a positive integer");
+    expect(() => plan(applied(m0), 1.5, m0)).toThrow("steps must be a positive integer");
+    // 0000 has no down file: undoing it is refused, but only when it is still applied.
+    expect(() => plan(applied(m0, m1), 2, m1)).toThrow(`migration ${m0} has no down file`);
+  });
+
+  it("a rollback repeated after it finished, or resumed half done, undoes each migration once", async () => {
+    const db = await database();
+    await migrateDatabase(neon(db.url), migrations);
+    const first = await rollbackMigrations(neon(db.url), migrations, { steps: 1, from: m3 });
+    expect(first).toEqual({ rolledBack: [m3], version: m2 });
+    expect(await rollbackMigrations(neon(db.url), migrations, { steps: 1, from: m3 })).toEqual({
+      rolledBack: [],
+      version: m2,
+    });
+    expect(await ledger(db)).toEqual([m0, m1, m2]);
+    // A two-step rollback from m3, resumed after its first step: it finishes with m2 alone.
+    expect(await rollbackMigrations(neon(db.url), migrations, { steps: 2, from: m3 })).toEqual({
+      rolledBack: [m2],
+      version: m1,
+    });
+    expect(await ledger(db)).toEqual([m0, m1]);
+    // A dry run reports and changes nothing.
+    expect(await rollbackMigrations(neon(db.url), migrations, { steps: 1, from: m1, dryRun: true })).toEqual({
+      rolledBack: [m1],
+      version: m0,
+    });
+    expect(await ledger(db)).toEqual([m0, m1]);
   });
 });
