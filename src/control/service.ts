@@ -346,7 +346,7 @@ const ONBOARDING_LEASE = "5 minutes";
  * Runs (or resumes) onboarding until the tenant is active; on failure records where and why. One
  * run at a time per tenant: a run takes the tenant's lease first (an atomic update in the control
  * database) and a second run meanwhile is refused with 409, so two retries never provision twice
- * or leave the tenant with the other run's credentials.
+ * or leave the tenant with the other run's credentials. A run releases only its own lease.
  */
 async function onboard(deps: ControlDeps, id: string): Promise<TenantView> {
   const leased = await deps.db
@@ -355,8 +355,9 @@ async function onboard(deps: ControlDeps, id: string): Promise<TenantView> {
     .where(
       and(eq(tenants.id, id), or(isNull(tenants.onboardingLeaseUntil), lt(tenants.onboardingLeaseUntil, sql`now()`))),
     )
-    .returning({ id: tenants.id });
-  if (leased.length === 0) {
+    .returning({ until: tenants.onboardingLeaseUntil });
+  const lease = leased[0]?.until;
+  if (!lease) {
     const [exists] = await deps.db.select({ id: tenants.id }).from(tenants).where(eq(tenants.id, id));
     if (!exists) throw new AppError(404, "not_found", "No such tenant.");
     throw new AppError(409, "conflict", "This tenant is being onboarded right now; look again when that has finished.");
@@ -364,10 +365,11 @@ async function onboard(deps: ControlDeps, id: string): Promise<TenantView> {
   try {
     return await onboardSteps(deps, id);
   } finally {
+    // Only this run's lease: a run that outlived it may find another run holding the tenant now.
     await deps.db
       .update(tenants)
       .set({ onboardingLeaseUntil: null })
-      .where(eq(tenants.id, id))
+      .where(and(eq(tenants.id, id), eq(tenants.onboardingLeaseUntil, lease)))
       .catch(() => undefined);
   }
 }

@@ -25,7 +25,7 @@ import { migrations } from "../../src/generated/migrations.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { AppError } from "../../src/worker/http/errors.ts";
-import { call, json, seedKv, token } from "./support.ts";
+import { call, json, seedKv, tenantRow, token } from "./support.ts";
 
 interface TenantView {
   slug: string;
@@ -337,6 +337,41 @@ describe("concurrent onboarding runs", () => {
     await expectServed(slug, host);
     // The lease went with the run: the next retry runs (and changes nothing).
     expect((await retryViaApi(slug)).status).toBe("active");
+    await expectExactlyOne(slug);
+  });
+
+  it("a run that outlives its lease does not release the lease of the run that took over", async () => {
+    const slug = "ob-outlived";
+    await expect(createTenant(interruptedAt("created"), { slug, region: "local" })).rejects.toThrow(
+      OnboardingInterrupted,
+    );
+    let entered: () => void = () => {};
+    const inProvision = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let proceed: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      proceed = resolve;
+    });
+    const stuck = deps(
+      localWith((real) => async (request, previous) => {
+        entered();
+        await held;
+        return real.provision(request, previous);
+      }),
+    );
+    const first = retryOnboarding(stuck, slug);
+    await inProvision;
+    // Meanwhile its lease lapsed and another run took the tenant (staged: a fresh lease in place).
+    await leaveLease(slug, "future");
+    const taken = (await tenantRow(slug)).onboardingLeaseUntil;
+    expect(taken).not.toBeNull();
+    proceed();
+    expect((await first).status).toBe("active");
+    // The other run's lease is still there: a third run is refused until it ends or lapses.
+    expect((await tenantRow(slug)).onboardingLeaseUntil).toBe(taken);
+    const refused = await call(`${ADMIN}/v1/tenants/${slug}/retry`, { method: "POST", token: admin });
+    expect(refused.status).toBe(409);
     await expectExactlyOne(slug);
   });
 
