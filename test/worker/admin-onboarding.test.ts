@@ -310,26 +310,38 @@ describe("concurrent onboarding runs", () => {
       .where(eq(tenants.slug, slug));
   }
 
+  /** Deps whose provisioner says when a run enters it, and provisions only once `proceed()` is called. */
+  function provisionGate() {
+    let entered: () => void = () => {};
+    const inProvision = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let proceed: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      proceed = resolve;
+    });
+    const gated = deps(
+      localWith((real) => async (request, previous) => {
+        entered();
+        await held;
+        return real.provision(request, previous);
+      }),
+    );
+    return { gated, inProvision, proceed };
+  }
+
   it("a second run while one holds the tenant is refused with 409; the first ends active with one database", async () => {
     const slug = "ob-twice";
     const host = `shop.${slug}.localhost`;
     await expect(createTenant(interruptedAt("created"), { slug, region: "local", domains: [host] })).rejects.toThrow(
       OnboardingInterrupted,
     );
-    let entered: () => void = () => {};
-    const inProvision = new Promise<void>((resolve) => {
-      entered = resolve;
-    });
-    const slow = deps(
-      localWith((real) => async (request, previous) => {
-        entered();
-        await new Promise((resolve) => setTimeout(resolve, 500));
-        return real.provision(request, previous);
-      }),
-    );
-    const first = retryOnboarding(slow, slug);
+    const { gated, inProvision, proceed } = provisionGate();
+    const first = retryOnboarding(gated, slug);
     await inProvision;
+    // The first run is held inside provisioning until the second one has been answered.
     const second = await call(`${ADMIN}/v1/tenants/${slug}/retry`, { method: "POST", token: admin });
+    proceed();
     expect(second.status).toBe(409);
     expect(((await second.json()) as { code: string }).code).toBe("conflict");
     expect((await first).status).toBe("active");
@@ -345,22 +357,8 @@ describe("concurrent onboarding runs", () => {
     await expect(createTenant(interruptedAt("created"), { slug, region: "local" })).rejects.toThrow(
       OnboardingInterrupted,
     );
-    let entered: () => void = () => {};
-    const inProvision = new Promise<void>((resolve) => {
-      entered = resolve;
-    });
-    let proceed: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      proceed = resolve;
-    });
-    const stuck = deps(
-      localWith((real) => async (request, previous) => {
-        entered();
-        await held;
-        return real.provision(request, previous);
-      }),
-    );
-    const first = retryOnboarding(stuck, slug);
+    const { gated, inProvision, proceed } = provisionGate();
+    const first = retryOnboarding(gated, slug);
     await inProvision;
     // Meanwhile its lease lapsed and another run took the tenant (staged: a fresh lease in place).
     await leaveLease(slug, "future");
