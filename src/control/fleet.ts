@@ -283,33 +283,7 @@ export async function dispatch(deps: FleetDeps): Promise<{ queued: number }> {
     // Re-send messages that were queued long ago and never started (lost or dead-lettered).
     const stale = new Date(Date.now() - REQUEUE_AFTER_MS).toISOString();
     const free = Math.max(0, run.concurrency - inFlight);
-    const picked = free
-      ? await deps.db
-          .update(runTenants)
-          .set({ status: "queued", queuedAt: new Date().toISOString() })
-          .where(
-            and(
-              eq(runTenants.runId, run.id),
-              inArray(
-                runTenants.tenantId,
-                deps.db
-                  .select({ id: runTenants.tenantId })
-                  .from(runTenants)
-                  .where(
-                    and(
-                      eq(runTenants.runId, run.id),
-                      eq(runTenants.phase, run.phase),
-                      eq(runTenants.status, "pending"),
-                    ),
-                  )
-                  .orderBy(asc(runTenants.tenantId))
-                  .limit(free),
-              ),
-              eq(runTenants.status, "pending"),
-            ),
-          )
-          .returning({ tenantId: runTenants.tenantId })
-      : [];
+    const picked = free ? await pick(deps, run) : [];
     const resend = await deps.db
       .update(runTenants)
       .set({ queuedAt: new Date().toISOString() })
@@ -332,6 +306,35 @@ export async function dispatch(deps: FleetDeps): Promise<{ queued: number }> {
     queued += messages.length;
   }
   return { queued };
+}
+
+/**
+ * Queues the next pending tenants of the run's current phase, at most `concurrency` in flight. The
+ * count of tenants in flight and the pick are one statement, in one transaction that first takes a
+ * per-run advisory lock: dispatches running at once (one per finishing consumer, plus the cron)
+ * take turns, and each one counts what the others queued, so together they never overshoot.
+ */
+async function pick(deps: FleetDeps, run: typeof migrationRuns.$inferSelect): Promise<{ tenantId: string }[]> {
+  const ofPhase = sql`${runTenants.runId} = ${run.id} AND ${runTenants.phase} = ${run.phase}`;
+  const next = sql`SELECT ${runTenants.tenantId} FROM ${runTenants}
+    WHERE ${ofPhase} AND ${runTenants.status} = 'pending'
+    ORDER BY ${runTenants.tenantId}
+    LIMIT greatest(0, ${run.concurrency}::int - (
+      SELECT count(*)::int FROM ${runTenants} WHERE ${ofPhase} AND ${runTenants.status} IN ('queued', 'running')))`;
+  const [, picked] = await deps.db.batch([
+    deps.db
+      .select({ locked: sql`pg_advisory_xact_lock(hashtextextended(${`tenantry:dispatch:${run.id}`}, 0))` })
+      .from(migrationRuns)
+      .where(eq(migrationRuns.id, run.id)),
+    deps.db
+      .update(runTenants)
+      .set({ status: "queued", queuedAt: new Date().toISOString() })
+      .where(
+        and(eq(runTenants.runId, run.id), eq(runTenants.status, "pending"), sql`${runTenants.tenantId} IN (${next})`),
+      )
+      .returning({ tenantId: runTenants.tenantId }),
+  ]);
+  return picked;
 }
 
 async function failures(deps: ControlDeps, runId: string): Promise<number> {
