@@ -91,8 +91,8 @@ function printFailures(run: RunProgress, write: (line: string) => void): void {
   write("");
   write(
     table([
-      ["FAILED TENANT", "STATUS", "ATTEMPTS", "ERROR"],
-      ...run.failures.map((f) => [f.slug, f.status, String(f.attempts), f.error ?? "-"]),
+      ["FAILED TENANT", "STATUS", "MIGRATION", "ATTEMPTS", "ERROR"],
+      ...run.failures.map((f) => [f.slug, f.status, f.migration ?? "-", String(f.attempts), f.error ?? "-"]),
     ]),
   );
   const more = failedCount(run.counts) - run.failures.length;

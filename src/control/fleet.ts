@@ -17,6 +17,7 @@ import {
   dryRunMigrations,
   type MigrationBundle,
   MigrationDriftError,
+  MigrationFailedError,
   migrateDatabase,
   rollbackMigrations,
 } from "../shared/migrations.ts";
@@ -71,7 +72,14 @@ export interface RunProgress {
   readonly finishedAt: string | null;
   readonly counts: Record<RunTenantState, number>;
   readonly total: number;
-  readonly failures: { slug: string; status: string; error: string | null; attempts: number }[];
+  readonly failures: {
+    slug: string;
+    status: string;
+    /** The migration that failed or drifted, when the database said which one. */
+    migration: string | null;
+    error: string | null;
+    attempts: number;
+  }[];
 }
 
 /** A queued message not started within this long is sent again (lost or dead-lettered). */
@@ -195,6 +203,7 @@ export async function runProgress(deps: ControlDeps, runId: string): Promise<Run
     .select({
       slug: runTenants.slug,
       status: runTenants.status,
+      migration: sql<string | null>`${runTenants.result}->>'migration'`,
       error: runTenants.error,
       attempts: runTenants.attempts,
     })
@@ -397,6 +406,7 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
   let error: string | null = null;
   let result: Record<string, unknown> = {};
   let toVersion: string | null = null;
+  let failedMigration: string | undefined;
   try {
     if (tenant?.status !== "active" || !tenant.migrationSecret)
       throw new Error(`tenant is ${tenant?.status ?? "gone"}`);
@@ -429,6 +439,11 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
   } catch (caught) {
     outcome = caught instanceof MigrationDriftError ? "drift" : "failed";
     error = safeError(caught);
+    // The migration that failed or drifted, when the database said which one.
+    if (caught instanceof MigrationDriftError || caught instanceof MigrationFailedError) {
+      failedMigration = caught.migration;
+      result = { ...result, migration: caught.migration };
+    }
   }
   await deps.db
     .update(runTenants)
@@ -451,7 +466,8 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
     if (updated) await projectTenant(deps, updated);
   }
   if (outcome !== "done") {
-    const migration = run.kind === "apply" ? run.target : `rollback of ${run.steps}`;
+    const migration =
+      run.kind === "apply" ? (failedMigration ?? run.target) : `rollback of ${failedMigration ?? run.steps}`;
     await deps
       .alert?.({
         event: "tenant_migration_failed",

@@ -39,6 +39,23 @@ export class MigrationDriftError extends Error {
   }
 }
 
+/**
+ * A migration (or its undo) that failed in the database: names it, and keeps the database's own
+ * SQLSTATE and message (the original error is its `cause`).
+ */
+export class MigrationFailedError extends Error {
+  override readonly name = "MigrationFailedError";
+  readonly code: string | undefined;
+  constructor(
+    readonly migration: string,
+    cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    const code = codeOf(cause);
+    this.code = typeof code === "string" ? code : undefined;
+  }
+}
+
 export interface AppliedMigration {
   readonly name: string;
   readonly checksum: string;
@@ -51,8 +68,10 @@ export interface MigrateResult {
   readonly version: string | null;
 }
 
-const isUniqueViolation = (error: unknown) =>
-  typeof error === "object" && error !== null && "code" in error && (error as { code: unknown }).code === "23505";
+const codeOf = (error: unknown) =>
+  typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
+
+const isUniqueViolation = (error: unknown) => codeOf(error) === "23505";
 
 const LEDGER_DDL = [
   `CREATE SCHEMA IF NOT EXISTS ${LEDGER_SCHEMA}`,
@@ -133,7 +152,9 @@ export async function migrateDatabase(sql: Sql, bundle: MigrationBundle, target?
         applied.push(migration.name);
       } catch (error) {
         // Another run applied it between our read and our batch: its ledger row won the race.
-        if (!isUniqueViolation(error) || !(await isApplied(sql, migration))) throw error;
+        if (!isUniqueViolation(error) || !(await isApplied(sql, migration))) {
+          throw new MigrationFailedError(migration.name, error);
+        }
       }
     }
   }
@@ -157,9 +178,6 @@ async function isApplied(sql: Sql, migration: Migration): Promise<boolean> {
 /** SQLSTATE raised on purpose at the end of a dry run, so Postgres rolls everything back. */
 export const DRY_RUN_SQLSTATE = "TNDRY";
 const RAISE_DRY_RUN = `DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '${DRY_RUN_SQLSTATE}', MESSAGE = 'tenantry dry run: rolled back'; END $$`;
-
-const codeOf = (error: unknown) =>
-  typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined;
 
 /**
  * Dry run: every pending migration (up to `target`) applied with its ledger row in ONE batch that
@@ -295,7 +313,7 @@ export async function rollbackMigrations(
       rolledBack.push(migration.name);
     } catch (error) {
       // 22012: the ledger row was gone, another run rolled this migration back first.
-      if (codeOf(error) !== "22012") throw error;
+      if (codeOf(error) !== "22012") throw new MigrationFailedError(migration.name, error);
     }
   }
   return { rolledBack, version };

@@ -151,10 +151,14 @@ describe("fleet rollout: cron → queue → consumer across ≥ 20 tenants", () 
     expect(run.haltReason).toBeTruthy();
     expect(run.failures).toContainEqual(expect.objectContaining({ slug: failing, status: "failed", attempts: 1 }));
     expect(run.failures.find((f) => f.slug === failing)?.error).toContain("42701");
+    // The failure names the migration that failed, not only the run's target.
+    expect(run.failures.find((f) => f.slug === failing)?.migration).toBe(NAMES[1]);
 
     // Alerts went out (logged as fleet_alert before the webhook POST) for the tenant and for the run.
     const alerts = alertLines(logSpy).filter((a) => a.runId === runId);
-    expect(alerts).toContainEqual(expect.objectContaining({ alert: "tenant_migration_failed", tenant: failing }));
+    expect(alerts).toContainEqual(
+      expect.objectContaining({ alert: "tenant_migration_failed", tenant: failing, migration: NAMES[1] }),
+    );
     expect(alerts.filter((a) => a.alert === "tenant_migration_failed" && slugs.includes(a.tenant))).toHaveLength(1);
     // The halt is alerted once, though several consumers' dispatches reach it at the same time.
     expect(alerts.filter((a) => a.alert === "fleet_run_halted")).toHaveLength(1);

@@ -312,7 +312,7 @@ describe("fleet safety: canary, dry run, rollback, drift", () => {
     const run = await settle(token, started.id);
     expect(run.status).toBe("halted");
     expect(run.failures.filter((f) => MINE.includes(f.slug))).toEqual([
-      expect.objectContaining({ slug: S.drift, status: "drift" }),
+      expect.objectContaining({ slug: S.drift, status: "drift", migration: SECOND }),
     ]);
 
     const rows = await rowsOf(started.id);
@@ -326,7 +326,12 @@ describe("fleet safety: canary, dry run, rollback, drift", () => {
     expect(await columns(S.drift)).toEqual({ imageUrl: true, note: false, productIdx: false });
     expect((await tenantRow(S.drift)).schemaVersion).toBe(SECOND);
     expect(alertLines(logSpy, started.id)).toContainEqual(
-      expect.objectContaining({ alert: "tenant_migration_failed", tenant: S.drift }),
+      expect.objectContaining({
+        alert: "tenant_migration_failed",
+        tenant: S.drift,
+        migration: SECOND,
+        status: "drift",
+      }),
     );
 
     // Everyone else of this file is on the latest version, the rolled-back tenants included.

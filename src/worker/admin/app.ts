@@ -299,7 +299,13 @@ const RunProgressSchema = z
     counts: z.record(z.string(), z.number()),
     total: z.number(),
     failures: z.array(
-      z.object({ slug: z.string(), status: z.string(), error: z.string().nullable(), attempts: z.number() }),
+      z.object({
+        slug: z.string(),
+        status: z.string(),
+        migration: z.string().nullable(),
+        error: z.string().nullable(),
+        attempts: z.number(),
+      }),
     ),
   })
   .openapi("MigrationRun");

@@ -34,6 +34,8 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
         alert: String(payload.event),
         runId: String(payload.runId ?? ""),
         tenant: String(payload.tenant ?? ""),
+        ...(payload.migration ? { migration: String(payload.migration) } : {}),
+        ...(payload.status ? { status: String(payload.status) } : {}),
       });
       if (!env.ALERT_WEBHOOK_URL) return;
       const response = await fetch(env.ALERT_WEBHOOK_URL, {

@@ -9,6 +9,7 @@ import { migrations } from "../../../src/generated/migrations.ts";
 import {
   type Migration,
   MigrationDriftError,
+  MigrationFailedError,
   migrateDatabase,
   planRollback,
   rollbackMigrations,
@@ -106,8 +107,11 @@ describe("migrateDatabase", () => {
       migration("0003_d", "CREATE TABLE d (id int)"),
     ];
     const failure = await migrateDatabase(neon(db.url), bundle).catch((error: unknown) => error);
-    expect(failure).toBeInstanceOf(NeonDbError);
-    expect((failure as NeonDbError).code).toBe("42P07"); // duplicate_table: relation "a" already exists
+    // Named, with the database's own code and message; the driver's error is its cause.
+    expect(failure).toBeInstanceOf(MigrationFailedError);
+    expect(failure).toMatchObject({ migration: "0002_conflict", code: "42P07" }); // duplicate_table
+    expect((failure as Error).message).toBe('relation "a" already exists');
+    expect((failure as Error).cause).toBeInstanceOf(NeonDbError);
     expect(await ledger(db)).toEqual(["0000_a", "0001_b"]);
     // The conflicting migration's first statement was rolled back with it; d never ran.
     expect(await tables(db)).toEqual(["a", "b"]);
