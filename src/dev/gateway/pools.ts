@@ -168,15 +168,23 @@ export class PoolManager {
           if (entry.pool.idleCount === 0) this.makeRoom(1, entry);
           const client = await entry.pool.connect();
           let broken: Error | undefined;
+          // The pool listens for errors only on idle clients. A checked-out one whose server goes
+          // away between two queries (its database dropped WITH (FORCE), the backend terminated)
+          // emits "error" with no query to take it: unheard, that would crash the process.
+          const onError = (error: Error) => {
+            broken ??= error;
+          };
+          client.on("error", onError);
           try {
             return await work(client);
           } catch (error) {
             // A connection-level failure leaves the client unusable: destroy rather than reuse it.
-            if (!isPostgresError(error)) {
-              broken = error instanceof Error ? error : new Error(String(error));
+            if (!isPostgresError(error) || error.severity === "FATAL") {
+              broken ??= error instanceof Error ? error : new Error(String(error));
             }
             throw error;
           } finally {
+            client.removeListener("error", onError);
             client.release(broken);
           }
         } finally {

@@ -5,6 +5,8 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { PoolManager } from "../../../src/dev/gateway/pools.ts";
+import { parseConnectionString } from "../../../src/dev/gateway/protocol.ts";
 import { type Gateway, type GatewayOptions, startGateway } from "../../../src/dev/gateway/server.ts";
 import { createTestDatabase, dropTestDatabase, superuser, type TestDatabase } from "../support.ts";
 
@@ -175,5 +177,29 @@ describe("isPostgresError", () => {
     // EPIPE matches /^[0-9A-Z]{5}$/ too: it must count as a broken connection, not a 400.
     expect(isPostgresError(Object.assign(new Error("write EPIPE"), { code: "EPIPE" }))).toBe(false);
     expect(isPostgresError(Object.assign(new Error("x"), { code: "EPERM" }))).toBe(false);
+  });
+});
+
+describe("a connection that dies while checked out", () => {
+  it("is dropped without crashing the process, and the next request gets a fresh one", async () => {
+    const db = database(1);
+    const pools = new PoolManager({ maxPerPool: 1, maxTotal: 5, idleMs: 60_000, acquireTimeoutMs: 5_000 });
+    const target = parseConnectionString({ "neon-connection-string": db.url });
+    try {
+      const killed = await pools.withClient(target, async (client) => {
+        const pid = Number((await client.query("SELECT pg_backend_pid() AS pid")).rows[0]?.pid);
+        const ended = new Promise((resolve) => client.once("end", resolve));
+        // Between two queries, as a DROP DATABASE ... WITH (FORCE) does it: no query is there to
+        // take the error, so the client itself emits "error".
+        await superuser((admin) => admin.query("SELECT pg_terminate_backend($1)", [pid]));
+        await ended;
+        return pid;
+      });
+      const again = await pools.withClient(target, (client) => client.query("SELECT pg_backend_pid() AS pid"));
+      expect(Number(again.rows[0]?.pid)).not.toBe(killed);
+      expect(pools.stats()).toMatchObject({ open: 1, active: 0 });
+    } finally {
+      await pools.close();
+    }
   });
 });
