@@ -30,6 +30,11 @@ domains
 operations
   reconcile                          repair drift between the control database and KV
   audit [--target SLUG|HOST] [--limit N]
+encryption keys (DB_ENCRYPTION_KEYS rotation: new key first in the ring, deploy, reencrypt,
+                 then remove the old key once \`keys\` shows none left under it)
+  keys                               connection strings at rest per key id
+  keys reencrypt [--batch N]         re-encrypt them all under the current key, N tenants per
+                                     request (default 100); exit 1 if any could not be decrypted
 migrations (run, rollback and resume wait with a progress bar unless --no-wait;
             exit 1 when the run halts, is cancelled or leaves failed tenants)
   migrate status                     schema versions across the fleet, tenants behind, latest run
@@ -251,6 +256,76 @@ async function reconcileCommand(args: string[]): Promise<void> {
   output(values, report, (r) => console.log(table(Object.entries(r).map(([k, v]) => [k, String(v)]))));
 }
 
+interface KeyStatus {
+  currentKid: string;
+  kids: string[];
+  secrets: Record<string, number>;
+  stale: number;
+}
+
+interface ReencryptReport extends KeyStatus {
+  reencrypted: number;
+  failed: { slug: string; secret: string; reason: string }[];
+  changed: number;
+  next: string | null;
+}
+
+function printKeys(status: KeyStatus): void {
+  const kids = [...new Set([...status.kids, ...Object.keys(status.secrets)])];
+  console.log(
+    table([
+      ["KEY ID", "IN RING", "SECRETS"],
+      ...kids.map((kid) => [
+        kid === status.currentKid ? `${kid} (current)` : kid,
+        status.kids.includes(kid) ? "yes" : "NO",
+        String(status.secrets[kid] ?? 0),
+      ]),
+    ]),
+  );
+  console.log(
+    status.stale === 0
+      ? "every secret is under the current key: keys other than it can be removed from the ring"
+      : `${status.stale} secret(s) under other keys: run \`tenantry keys reencrypt\` before removing a key`,
+  );
+}
+
+async function keysCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub.startsWith("--")) {
+    const { values } = parse(args, {});
+    output(values, await (await client()).call<KeyStatus>("GET", "/v1/keys"), printKeys);
+    return 0;
+  }
+  if (sub !== "reencrypt") throw new UsageError(`unknown keys command ${JSON.stringify(sub)}`);
+  const { values } = parse(rest, { batch: { type: "string", default: "100" } });
+  const batch = Number(values.batch);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 500) throw new UsageError("--batch must be 1 to 500");
+  const api = await client();
+  const failed: ReencryptReport["failed"] = [];
+  let reencrypted = 0;
+  let changed = 0;
+  let after: string | null = null;
+  let last: ReencryptReport;
+  do {
+    const query = new URLSearchParams({ limit: String(batch), ...(after ? { after } : {}) });
+    last = await api.call<ReencryptReport>("POST", `/v1/keys/reencrypt?${query}`);
+    reencrypted += last.reencrypted;
+    changed += last.changed;
+    failed.push(...last.failed);
+    after = last.next;
+    if (!values.json) console.error(`re-encrypted ${reencrypted} so far, ${last.stale} left under other keys`);
+  } while (after);
+  const summary = { ...last, reencrypted, changed, failed, next: null };
+  output(values, summary, (r) => {
+    printKeys(r);
+    if (r.changed > 0) console.log(`${r.changed} tenant(s) changed meanwhile: run it again to look at them`);
+    if (r.failed.length > 0) {
+      console.log(table([["TENANT", "SECRET", "REASON"], ...r.failed.map((f) => [f.slug, f.secret, f.reason])]));
+    }
+  });
+  return failed.length > 0 ? 1 : 0;
+}
+
 async function auditCommand(args: string[]): Promise<void> {
   const { values } = parse(args, { target: { type: "string" }, limit: { type: "string" } });
   const query = new URLSearchParams({ limit: String(values.limit ?? 50) });
@@ -337,6 +412,8 @@ async function main(argv: string[]): Promise<number> {
       case "audit":
         await auditCommand(rest);
         return 0;
+      case "keys":
+        return await keysCommand(rest);
       case "token":
         await token(rest);
         return 0;

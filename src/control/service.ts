@@ -81,7 +81,8 @@ export interface TenantView {
 }
 
 const rings = new Map<string, KeyRing>();
-function ring(keys: string): KeyRing {
+/** The parsed key ring of `DB_ENCRYPTION_KEYS`, parsed once per value. */
+export function ring(keys: string): KeyRing {
   let found = rings.get(keys);
   if (!found) {
     found = parseKeyRing(keys);
@@ -90,7 +91,7 @@ function ring(keys: string): KeyRing {
   return found;
 }
 
-const migrationAad = (tenantId: string) => tenantAad(`migrate:${tenantId}`);
+export const migrationAad = (tenantId: string) => tenantAad(`migrate:${tenantId}`);
 
 async function decryptOrFail(keys: string, ciphertext: string | null, aad: string, what: string): Promise<string> {
   if (!ciphertext) throw new AppError(409, "invalid_state", `The tenant has no ${what} yet.`);
@@ -151,7 +152,7 @@ async function audit(
 }
 
 /** Runs an admin action and records it in the audit log whatever the outcome. */
-async function audited<T>(
+export async function audited<T>(
   deps: ControlDeps,
   action: string,
   target: string,

@@ -34,7 +34,9 @@ declare module "vitest" {
 export default async function setup(project: TestProject) {
   const stack = await startLocalStack({ gateway: { port: 0 } });
   neonConfig.fetchEndpoint = stack.gateway.url;
-  const encryptionKeys = `k1:${generateKey()}`;
+  // The ring the Worker runs with: k1 encrypts; k0 is a retired key that still decrypts, as in the
+  // middle of a rotation (admin-keys.test.ts writes tenants under it and re-encrypts them).
+  const encryptionKeys = `k1:${generateKey()},k0:${generateKey()}`;
   const tenants = [
     ...DEMO_TENANTS,
     {

@@ -9,6 +9,7 @@ import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { finalExport, getExport, listExports, requestExport, signExportLink } from "../../control/export/service.ts";
 import { cancelRun, fleetStatus, resumeRun, runProgress, startRun } from "../../control/fleet.ts";
+import { keyStatus, reencryptSecrets } from "../../control/keys.ts";
 import { auditLog, TENANT_STATES } from "../../control/schema.ts";
 import {
   addDomain,
@@ -121,6 +122,13 @@ const problems = {
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
+});
+
+const KeyStatusSchema = z.object({
+  currentKid: z.string(),
+  kids: z.array(z.string()),
+  secrets: z.record(z.string(), z.number()),
+  stale: z.number(),
 });
 
 const routes = {
@@ -245,6 +253,35 @@ const routes = {
       200: json(
         z.object({ checked: z.number(), missing: z.number(), stale: z.number(), orphan: z.number(), ok: z.number() }),
         "Counts",
+      ),
+      ...problems,
+    },
+  }),
+  keys: createRoute({
+    method: "get",
+    path: "/v1/keys",
+    summary: "Connection strings at rest per encryption key id (rotation progress)",
+    responses: { 200: json(KeyStatusSchema, "Secrets per key id"), ...problems },
+  }),
+  reencrypt: createRoute({
+    method: "post",
+    path: "/v1/keys/reencrypt",
+    summary: "Re-encrypt a batch of tenants' connection strings under the current key",
+    request: {
+      query: z.object({
+        after: z.string().max(100).optional(),
+        limit: z.coerce.number().int().min(1).max(500).default(100),
+      }),
+    },
+    responses: {
+      200: json(
+        KeyStatusSchema.extend({
+          reencrypted: z.number(),
+          failed: z.array(z.object({ slug: z.string(), secret: z.enum(["db", "migration"]), reason: z.string() })),
+          changed: z.number(),
+          next: z.string().nullable(),
+        }),
+        "What this batch did, and the counts after it",
       ),
       ...problems,
     },
@@ -524,6 +561,14 @@ export function createAdminApp() {
   admin.openapi(routes.reconcile, async (c) => {
     requireScope(c, "tenants:write");
     return c.json(await reconcile(deps(c)), 200);
+  });
+  admin.openapi(routes.keys, async (c) => {
+    requireScope(c, "tenants:read");
+    return c.json(await keyStatus(deps(c)), 200);
+  });
+  admin.openapi(routes.reencrypt, async (c) => {
+    requireScope(c, "tenants:write");
+    return c.json(await reencryptSecrets(deps(c), c.req.valid("query")), 200);
   });
   admin.openapi(routes.audit, async (c) => {
     requireScope(c, "tenants:read");

@@ -121,6 +121,12 @@ export async function encryptSecret(ring: KeyRing, plaintext: string, aad: strin
   return `${VERSION}.${ring.currentKid}.${base64urlEncode(iv)}.${base64urlEncode(new Uint8Array(sealed))}`;
 }
 
+/** The key id a ciphertext names in its header, or undefined when it is not one of ours. */
+export function keyIdOf(token: string): string | undefined {
+  const [version, kid] = token.split(".", 2);
+  return version === VERSION && kid !== undefined && KID_PATTERN.test(kid) ? kid : undefined;
+}
+
 /** Never throws on bad input: every failure is a reason, and none of them says more than that. */
 export async function decryptSecret(ring: KeyRing, token: string, aad: string): Promise<DecryptResult> {
   const parts = token.split(".");
