@@ -13,10 +13,9 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import { tenants } from "../../src/control/schema.ts";
 import { type ControlDeps, createTenant, deleteTenant, suspendTenant } from "../../src/control/service.ts";
 import { hostKey } from "../../src/shared/tenant-record.ts";
-import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { decryptSecret, encryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
-import { call, json, tenantRow, token } from "./support.ts";
+import { adminToken, call, json, tenantRow, token } from "./support.ts";
 
 const ADMIN = "http://admin.localhost";
 const TAG = `ky${Math.random().toString(36).slice(2, 6)}`;
@@ -75,24 +74,12 @@ const kid = (secret: string | null) => secret?.split(".")[1];
 
 beforeAll(async () => {
   neonConfig.fetchEndpoint = inject("gatewayUrl");
-  admin = await mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
-    issuer: env.ADMIN_JWT_ISSUER,
-    audience: env.ADMIN_JWT_AUDIENCE,
-    sub: "keys-ops",
-    scope: ALL_ADMIN_SCOPES,
-  });
+  admin = await adminToken("keys-ops");
 });
 
 describe("encryption key rotation", () => {
   it("the key status needs tenants:read and re-encrypting needs tenants:write", async () => {
-    const reader = await mintAdminToken({
-      secret: env.ADMIN_JWT_SECRET,
-      issuer: env.ADMIN_JWT_ISSUER,
-      audience: env.ADMIN_JWT_AUDIENCE,
-      sub: "keys-reader",
-      scope: "tenants:read",
-    });
+    const reader = await adminToken("keys-reader", "tenants:read");
     expect((await call(`${ADMIN}/v1/keys`, { token: reader })).status).toBe(200);
     const refused = await call(`${ADMIN}/v1/keys/reencrypt`, { method: "POST", token: reader });
     expect(refused.status).toBe(403);

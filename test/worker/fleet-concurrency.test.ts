@@ -10,11 +10,10 @@
 import { neonConfig } from "@neondatabase/serverless";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { cancelRun, dispatch, type FleetDeps, type MigrateMessage, startRun } from "../../src/control/fleet.ts";
+import { cancelRun, dispatch, type FleetDeps, type MigrateMessage } from "../../src/control/fleet.ts";
 import { migrationRuns, runTenants } from "../../src/control/schema.ts";
 import { createTenant } from "../../src/control/service.ts";
-import { AppError } from "../../src/worker/http/errors.ts";
-import { controlDeps, sleep } from "./support.ts";
+import { controlDeps, startRunWhenFree } from "./support.ts";
 
 const TAG = `fc${Math.random().toString(36).slice(2, 6)}`;
 const CONCURRENCY = 2;
@@ -42,16 +41,7 @@ describe("fleet: overlapping dispatches keep to `concurrency`", () => {
   beforeAll(async () => {
     // Enough tenants that the run has pending ones left after two rounds of CONCURRENCY.
     await Promise.all([1, 2, 3, 4].map((n) => createTenant(deps(), { slug: `${TAG}-${n}`, region: "local" })));
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      try {
-        runId = (await startRun(deps(), { concurrency: CONCURRENCY, maxFailures: 1000 })).id;
-        break;
-      } catch (error) {
-        if (!(error instanceof AppError && error.status === 409) || Date.now() > deadline) throw error;
-        await sleep(1_000);
-      }
-    }
+    runId = (await startRunWhenFree(deps(), { concurrency: CONCURRENCY, maxFailures: 1000 })).id;
   }, 180_000);
 
   afterAll(async () => {

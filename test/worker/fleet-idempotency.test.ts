@@ -17,15 +17,13 @@ import {
   cancelRun,
   type FleetDeps,
   type MigrateMessage,
-  startRun,
 } from "../../src/control/fleet.ts";
 import { migrationRuns, runTenants, tenants } from "../../src/control/schema.ts";
 import { createTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { migrateDatabase, rollbackMigrations } from "../../src/shared/migrations.ts";
-import { AppError } from "../../src/worker/http/errors.ts";
 import worker from "../../src/worker/index.ts";
-import { controlDeps, migrationSql, sleep, tenantRow } from "./support.ts";
+import { controlDeps, migrationSql, sleep, startRunWhenFree, tenantRow } from "./support.ts";
 
 const NAMES = migrations.map((m) => m.name);
 const LATEST = NAMES.at(-1) as string;
@@ -92,17 +90,8 @@ describe("fleet: duplicate deliveries and racing consumers apply each migration 
     const old = { ...deps(), tenantBundle: migrations.slice(0, 1) };
     await Promise.all(Object.values(SLUGS).map((slug) => createTenant(old, { slug, region: "local" })));
     // One run at a time: wait while another file's run is going.
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      try {
-        // Everything is queued at once (one phase, concurrency above the fleet's size).
-        runId = (await startRun(deps(), { concurrency: 250 })).id;
-        break;
-      } catch (error) {
-        if (!(error instanceof AppError && error.status === 409) || Date.now() > deadline) throw error;
-        await sleep(1_000);
-      }
-    }
+    // Everything is queued at once (one phase, concurrency above the fleet's size).
+    runId = (await startRunWhenFree(deps(), { concurrency: 250 })).id;
   }, 180_000);
 
   afterAll(async () => {

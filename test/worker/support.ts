@@ -6,12 +6,18 @@ import { createExecutionContext, createScheduledController, env, waitOnExecution
 import { neon } from "@neondatabase/serverless";
 import { eq } from "drizzle-orm";
 import { expect, inject } from "vitest";
-import type { RunProgress } from "../../src/control/fleet.ts";
+import {
+  type FleetDeps,
+  type RunOptions,
+  type RunProgress,
+  startRun as startFleetRun,
+} from "../../src/control/fleet.ts";
 import { tenants as tenantTable } from "../../src/control/schema.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { decryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
 import { purgeTenantCache } from "../../src/worker/edge/resolve.ts";
+import { AppError } from "../../src/worker/http/errors.ts";
 import worker from "../../src/worker/index.ts";
 import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
 
@@ -68,6 +74,20 @@ export const json = (body: unknown): RequestInit => ({
 });
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** startRun's direct twin: the control plane's own startRun, waiting the same way. */
+export async function startRunWhenFree(deps: FleetDeps, options: RunOptions): Promise<RunProgress> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      return await startFleetRun(deps, options);
+    } catch (error) {
+      if (!(error instanceof AppError && error.status === 409) || Date.now() > deadline) throw error;
+      await sleep(1_000);
+      await cron();
+    }
+  }
+}
 
 /** An admin API token (every scope unless given), as an operator's CLI holds one. */
 export function adminToken(sub = "ops", scope: string = ALL_ADMIN_SCOPES): Promise<string> {
