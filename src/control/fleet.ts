@@ -12,7 +12,7 @@
  * run_tenants row already done is acknowledged without work.
  */
 import { neon } from "@neondatabase/serverless";
-import { and, asc, count, desc, eq, inArray, isNotNull, lt, min, or, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNotNull, lt, min, ne, or, sql } from "drizzle-orm";
 import {
   dryRunMigrations,
   type MigrationBundle,
@@ -445,7 +445,10 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
       result = { ...result, migration: caught.migration };
     }
   }
-  await deps.db
+  // Two deliveries of one message may both get here. The one that did the work records it; one
+  // that found nothing left to do, or failed, never overwrites a tenant another delivery finished.
+  const changes = [result.applied, result.rolledBack].some((names) => Array.isArray(names) && names.length > 0);
+  const recorded = await deps.db
     .update(runTenants)
     .set({
       status: outcome,
@@ -456,7 +459,18 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
       finishedAt: new Date().toISOString(),
       durationMs: Date.now() - started,
     })
-    .where(and(eq(runTenants.runId, message.runId), eq(runTenants.tenantId, message.tenantId)));
+    .where(
+      and(
+        eq(runTenants.runId, message.runId),
+        eq(runTenants.tenantId, message.tenantId),
+        outcome === "done" && changes ? undefined : ne(runTenants.status, "done"),
+      ),
+    )
+    .returning({ tenantId: runTenants.tenantId });
+  if (recorded.length === 0) {
+    await dispatch(deps);
+    return "skipped";
+  }
   if (outcome === "done" && !run.dryRun && tenant && toVersion !== tenant.schemaVersion) {
     const [updated] = await deps.db
       .update(tenants)

@@ -9,6 +9,7 @@
  * direct consumer races it, and through the real miniflare queue.
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { neonConfig } from "@neondatabase/serverless";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
@@ -35,6 +36,7 @@ const SLUGS = {
   handler: `${TAG}-handler`,
   queue: `${TAG}-queue`,
   database: `${TAG}-db`,
+  late: `${TAG}-late`,
 } as const;
 
 const sent: MigrateMessage[] = [];
@@ -142,6 +144,52 @@ describe("fleet: duplicate deliveries and racing consumers apply each migration 
     expect((await tenantRow(slug)).schemaVersion).toBe(LATEST);
     // A later redelivery is a no-op.
     expect(await applyTenant(deps(), m)).toBe("skipped");
+  });
+
+  it("of two deliveries at once, the one that found nothing to do never overwrites what the other recorded", async () => {
+    const slug = SLUGS.late;
+    const m = await message(slug);
+    // Hold the final write of the delivery that applied nothing until the other one has finished,
+    // so it is the last to write: before, it replaced the applied list with an empty one.
+    let held = false;
+    let otherDone: () => void = () => {};
+    const other = new Promise<void>((resolve) => {
+      otherDone = resolve;
+    });
+    neonConfig.fetchFunction = async (input: string | URL | Request, init?: RequestInit) => {
+      const body = String(init?.body ?? "");
+      if (!held && body.includes('update \\"run_tenants\\" set \\"status\\"') && body.includes('\\"applied\\":[]')) {
+        held = true;
+        await other;
+      }
+      return fetch(input, init);
+    };
+    let outcomes: ApplyOutcome[];
+    try {
+      outcomes = await Promise.all(
+        [0, 1].map((i) =>
+          applyTenant(deps(), m).then(
+            (outcome) => {
+              if (outcome === "done") otherDone();
+              return outcome;
+            },
+            (error: unknown) => {
+              otherDone();
+              throw new Error(`delivery ${i} failed: ${String(error)}`);
+            },
+          ),
+        ),
+      );
+    } finally {
+      otherDone();
+      neonConfig.fetchFunction = undefined;
+    }
+    expect(held).toBe(true);
+    expect(outcomes.sort()).toEqual(["done", "skipped"]);
+    const row = await runRow(slug);
+    expect(row).toMatchObject({ status: "done", error: null, toVersion: LATEST });
+    expect(row?.result).toEqual({ applied: NAMES.slice(1), dryRun: false });
+    expect(await ledger(slug)).toEqual(NAMES);
   });
 
   it("two consumers race on one tenant (the Worker's queue handler and another consumer)", async () => {
