@@ -4,6 +4,7 @@
  * .dev.vars itself. Human-readable tables by default, `--json` for scripts, non-zero exit on failure.
  */
 import { parseArgs } from "node:util";
+import type { KeyStatus, ReencryptReport } from "../control/keys.ts";
 import type { TenantView } from "../control/service.ts";
 import { readDevVars, wranglerVars } from "../dev/config.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../shared/tokens.ts";
@@ -254,20 +255,6 @@ async function reconcileCommand(args: string[]): Promise<void> {
   const { values } = parse(args, {});
   const report = await (await client()).call<Record<string, number>>("POST", "/v1/reconcile");
   output(values, report, (r) => console.log(table(Object.entries(r).map(([k, v]) => [k, String(v)]))));
-}
-
-interface KeyStatus {
-  currentKid: string;
-  kids: string[];
-  secrets: Record<string, number>;
-  stale: number;
-}
-
-interface ReencryptReport extends KeyStatus {
-  reencrypted: number;
-  failed: { slug: string; secret: string; reason: string }[];
-  changed: number;
-  next: string | null;
 }
 
 function printKeys(status: KeyStatus): void {

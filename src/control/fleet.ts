@@ -21,10 +21,10 @@ import {
   migrateDatabase,
   rollbackMigrations,
 } from "../shared/migrations.ts";
-import { decryptSecret, parseKeyRing, tenantAad } from "../worker/crypto/secrets.ts";
+import { decryptSecret } from "../worker/crypto/secrets.ts";
 import { AppError } from "../worker/http/errors.ts";
 import { auditLog, migrationRuns, type RunState, type RunTenantState, runTenants, tenants } from "./schema.ts";
-import { type ControlDeps, projectTenant } from "./service.ts";
+import { type ControlDeps, migrationAad, projectTenant, ring } from "./service.ts";
 
 /** One tenant's work in one run: the Queue message body. */
 export interface MigrateMessage {
@@ -410,11 +410,7 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
   try {
     if (tenant?.status !== "active" || !tenant.migrationSecret)
       throw new Error(`tenant is ${tenant?.status ?? "gone"}`);
-    const decrypted = await decryptSecret(
-      parseKeyRing(deps.encryptionKeys),
-      tenant.migrationSecret,
-      tenantAad(`migrate:${tenant.id}`),
-    );
+    const decrypted = await decryptSecret(ring(deps.encryptionKeys), tenant.migrationSecret, migrationAad(tenant.id));
     if (!decrypted.ok) throw new Error("the tenant's migration connection could not be decrypted");
     const db = neon(decrypted.plaintext);
     if (run.kind === "rollback") {

@@ -237,8 +237,8 @@ export function planRollback(
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer, got ${steps}`);
   pendingMigrations(bundle, applied); // throws on drift
   const index = new Map(bundle.map((m, i) => [m.name, i]));
-  const fromIndex = from === null ? -1 : (index.get(from) ?? -2);
-  if (fromIndex === -2) throw new Error(`migration ${from} is not in the bundle`);
+  const fromIndex = from === null ? -1 : index.get(from);
+  if (fromIndex === undefined) throw new Error(`migration ${from} is not in the bundle`);
   for (const row of applied) {
     const at = index.get(row.name);
     if (at === undefined) throw new Error(`migration ${row.name} is applied but not in the bundle`);

@@ -13,9 +13,10 @@ import {
   startRun as startFleetRun,
 } from "../../src/control/fleet.ts";
 import { tenants as tenantTable } from "../../src/control/schema.ts";
+import { migrationAad } from "../../src/control/service.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { decryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
+import { decryptSecret, parseKeyRing } from "../../src/worker/crypto/secrets.ts";
 import { purgeTenantCache } from "../../src/worker/edge/resolve.ts";
 import { AppError } from "../../src/worker/http/errors.ts";
 import worker from "../../src/worker/index.ts";
@@ -119,7 +120,7 @@ export async function migrationSql(slug: string) {
   const decrypted = await decryptSecret(
     parseKeyRing(env.DB_ENCRYPTION_KEYS),
     row.migrationSecret ?? "",
-    tenantAad(`migrate:${row.id}`),
+    migrationAad(row.id),
   );
   if (!decrypted.ok) throw new Error(`cannot decrypt ${slug}'s migration secret`);
   return neon(decrypted.plaintext);

@@ -6,10 +6,10 @@
  * it never shows up as an object at all. A retry starts from scratch under the same keys.
  */
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
-import { decryptSecret, parseKeyRing, tenantAad } from "../../worker/crypto/secrets.ts";
+import { decryptSecret } from "../../worker/crypto/secrets.ts";
 import { AppError } from "../../worker/http/errors.ts";
 import { auditLog, type ExportState, exportsTable, tenants } from "../schema.ts";
-import type { ControlDeps } from "../service.ts";
+import { type ControlDeps, migrationAad, ring } from "../service.ts";
 import { type ExportStats, exportDatabase } from "./engine.ts";
 
 export const PART_BYTES = 5 * 1024 * 1024;
@@ -329,11 +329,7 @@ export async function runExport(deps: ExportDeps, exportId: string): Promise<Exp
   const keys = exportKeys(row.tenantId, exportId);
   try {
     if (!tenant?.migrationSecret) throw new Error(`tenant is ${tenant?.status ?? "gone"}`);
-    const decrypted = await decryptSecret(
-      parseKeyRing(deps.encryptionKeys),
-      tenant.migrationSecret,
-      tenantAad(`migrate:${tenant.id}`),
-    );
+    const decrypted = await decryptSecret(ring(deps.encryptionKeys), tenant.migrationSecret, migrationAad(tenant.id));
     if (!decrypted.ok) throw new Error("the tenant's connection could not be decrypted");
     // A leftover manifest from an earlier attempt must not vouch for the new dump.
     await deps.bucket.delete(keys.manifest);
