@@ -11,7 +11,7 @@
  * not overwritten: each update is conditional on the ciphertexts it read.
  */
 import { and, asc, eq, gt, or, type SQL, sql } from "drizzle-orm";
-import { decryptSecret, encryptSecret, keyIdOf, tenantAad } from "../worker/crypto/secrets.ts";
+import { decryptSecret, encryptSecret, keyHeader, keyIdOf, tenantAad } from "../worker/crypto/secrets.ts";
 import { tenants } from "./schema.ts";
 import { audited, type ControlDeps, migrationAad, projectTenant, ring } from "./service.ts";
 
@@ -39,19 +39,22 @@ export interface ReencryptReport extends KeyStatus {
   readonly next: string | null;
 }
 
-const kidOf = (column: typeof tenants.dbSecret | typeof tenants.migrationSecret) => sql`split_part(${column}, '.', 2)`;
+type SecretColumn = typeof tenants.dbSecret | typeof tenants.migrationSecret;
+
+/** A ciphertext's header (see keyHeader), in SQL. */
+const headerOf = (column: SecretColumn) => sql`split_part(${column}, '.', 1) || '.' || split_part(${column}, '.', 2)`;
 
 export async function keyStatus(deps: ControlDeps): Promise<KeyStatus> {
   const keys = ring(deps.encryptionKeys);
-  const result = await deps.db.execute<{ kid: string; n: number }>(sql`
-    SELECT kid, count(*)::int AS n FROM (
-      SELECT ${kidOf(tenants.dbSecret)} AS kid FROM ${tenants} WHERE ${tenants.dbSecret} IS NOT NULL
+  const result = await deps.db.execute<{ header: string; n: number }>(sql`
+    SELECT header, count(*)::int AS n FROM (
+      SELECT ${headerOf(tenants.dbSecret)} AS header FROM ${tenants} WHERE ${tenants.dbSecret} IS NOT NULL
       UNION ALL
-      SELECT ${kidOf(tenants.migrationSecret)} FROM ${tenants} WHERE ${tenants.migrationSecret} IS NOT NULL
-    ) AS secrets GROUP BY kid ORDER BY kid`);
+      SELECT ${headerOf(tenants.migrationSecret)} FROM ${tenants} WHERE ${tenants.migrationSecret} IS NOT NULL
+    ) AS secrets GROUP BY header ORDER BY header`);
   const secrets: Record<string, number> = {};
-  for (const { kid, n } of result.rows) {
-    const name = keyIdOf(`v1.${kid}.`) ? kid : "?";
+  for (const { header, n } of result.rows) {
+    const name = keyIdOf(`${header}.`) ?? "?";
     secrets[name] = (secrets[name] ?? 0) + Number(n);
   }
   const stale = Object.entries(secrets)
@@ -77,8 +80,8 @@ export async function reencryptSecrets(
     if (!opened.ok) return { reason: opened.reason };
     return { token: await encryptSecret(keys, opened.plaintext, aad) };
   };
-  const notCurrent = (column: typeof tenants.dbSecret | typeof tenants.migrationSecret): SQL =>
-    sql`(${column} IS NOT NULL AND ${kidOf(column)} <> ${keys.currentKid})`;
+  const notCurrent = (column: SecretColumn): SQL =>
+    sql`(${column} IS NOT NULL AND ${headerOf(column)} <> ${keyHeader(keys.currentKid)})`;
   return audited(
     deps,
     "keys.reencrypt",
@@ -99,15 +102,14 @@ export async function reencryptSecrets(
       let changed = 0;
       const failed: { slug: string; secret: SecretName; reason: string }[] = [];
       for (const row of rows) {
-        const db = await reseal(row.dbSecret, tenantAad(row.id));
-        const migration = await reseal(row.migrationSecret, migrationAad(row.id));
         const set: { dbSecret?: string | null; migrationSecret?: string | null } = {};
-        for (const [secret, outcome, old] of [
-          ["db", db, row.dbSecret],
-          ["migration", migration, row.migrationSecret],
+        for (const { secret, column, aad } of [
+          { secret: "db", column: "dbSecret", aad: tenantAad(row.id) },
+          { secret: "migration", column: "migrationSecret", aad: migrationAad(row.id) },
         ] as const) {
+          const outcome = await reseal(row[column], aad);
           if ("reason" in outcome) failed.push({ slug: row.slug, secret, reason: outcome.reason });
-          else if (outcome.token !== old) set[secret === "db" ? "dbSecret" : "migrationSecret"] = outcome.token;
+          else if (outcome.token !== row[column]) set[column] = outcome.token;
         }
         if (Object.keys(set).length === 0) continue;
         const [updated] = await deps.db

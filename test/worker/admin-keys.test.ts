@@ -10,8 +10,15 @@ import { env } from "cloudflare:test";
 import { neonConfig } from "@neondatabase/serverless";
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
+import type { KeyStatus, ReencryptReport } from "../../src/control/keys.ts";
 import { tenants } from "../../src/control/schema.ts";
-import { type ControlDeps, createTenant, deleteTenant, suspendTenant } from "../../src/control/service.ts";
+import {
+  type ControlDeps,
+  createTenant,
+  deleteTenant,
+  migrationAad,
+  suspendTenant,
+} from "../../src/control/service.ts";
 import { hostKey } from "../../src/shared/tenant-record.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
 import { decryptSecret, encryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
@@ -20,19 +27,6 @@ import { adminToken, call, json, tenantRow, token } from "./support.ts";
 const ADMIN = "http://admin.localhost";
 const TAG = `ky${Math.random().toString(36).slice(2, 6)}`;
 const [CURRENT = "", RETIRED = ""] = env.DB_ENCRYPTION_KEYS.split(",");
-const migrationAad = (id: string) => tenantAad(`migrate:${id}`);
-
-interface Report {
-  currentKid: string;
-  kids: string[];
-  secrets: Record<string, number>;
-  stale: number;
-  reencrypted: number;
-  failed: { slug: string; secret: string; reason: string }[];
-  changed: number;
-  next: string | null;
-}
-
 let admin = "";
 
 /** Control-plane dependencies that write new secrets under the retired key, as before a rotation. */
@@ -41,21 +35,21 @@ const underRetired = (): ControlDeps => ({
   encryptionKeys: `${RETIRED},${CURRENT}`,
 });
 
-async function status(): Promise<Omit<Report, "reencrypted" | "failed" | "changed" | "next">> {
+async function status(): Promise<KeyStatus> {
   const response = await call(`${ADMIN}/v1/keys`, { token: admin });
   expect(response.status).toBe(200);
-  return (await response.json()) as Report;
+  return (await response.json()) as KeyStatus;
 }
 
 /** Every batch of a full pass, `limit` tenants each, as `tenantry keys reencrypt` does. */
-async function reencryptAll(limit: number): Promise<Report[]> {
-  const batches: Report[] = [];
+async function reencryptAll(limit: number): Promise<ReencryptReport[]> {
+  const batches: ReencryptReport[] = [];
   let after: string | null = null;
   do {
     const query = new URLSearchParams({ limit: String(limit), ...(after ? { after } : {}) });
     const response = await call(`${ADMIN}/v1/keys/reencrypt?${query}`, { method: "POST", token: admin });
     expect(response.status, await response.clone().text()).toBe(200);
-    const report = (await response.json()) as Report;
+    const report = (await response.json()) as ReencryptReport;
     batches.push(report);
     after = report.next;
   } while (after && batches.length < 1_000);
@@ -166,7 +160,7 @@ describe("encryption key rotation", () => {
       }
       return fetch(input, init);
     };
-    let batches: Report[];
+    let batches: ReencryptReport[];
     try {
       batches = await reencryptAll(100);
     } finally {
@@ -210,6 +204,28 @@ describe("encryption key rotation", () => {
       expect(text).not.toContain(foreign);
       expect(text).not.toContain(RETIRED.slice(3));
       expect(text).not.toContain(CURRENT.slice(3));
+    } finally {
+      await deleteTenant(deps, slug, slug);
+    }
+  });
+
+  it("a ciphertext of another format counts as unreadable and is reported, not taken for the key it names", async () => {
+    const slug = `${TAG}-alien`;
+    const deps = controlDepsFrom(env, "keys-test");
+    await createTenant(deps, { slug, region: "local" });
+    await suspendTenant(deps, slug);
+    const row = await tenantRow(slug);
+    // Names the current key id, but not in a version this code writes.
+    const alien = `v2.${row.migrationSecret?.split(".").slice(1).join(".")}`;
+    await deps.db.update(tenants).set({ migrationSecret: alien }).where(eq(tenants.id, row.id));
+    try {
+      expect((await status()).secrets["?"]).toBeGreaterThanOrEqual(1);
+      const batches = await reencryptAll(100);
+      expect(batches.flatMap((b) => b.failed).filter((f) => f.slug === slug)).toEqual([
+        { slug, secret: "migration", reason: "malformed" },
+      ]);
+      expect((await tenantRow(slug)).migrationSecret).toBe(alien);
+      expect((await tenantRow(slug)).dbSecret).toBe(row.dbSecret);
     } finally {
       await deleteTenant(deps, slug, slug);
     }

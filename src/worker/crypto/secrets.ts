@@ -118,7 +118,12 @@ export async function encryptSecret(ring: KeyRing, plaintext: string, aad: strin
     await key,
     encoder.encode(plaintext),
   );
-  return `${VERSION}.${ring.currentKid}.${base64urlEncode(iv)}.${base64urlEncode(new Uint8Array(sealed))}`;
+  return `${keyHeader(ring.currentKid)}.${base64urlEncode(iv)}.${base64urlEncode(new Uint8Array(sealed))}`;
+}
+
+/** The header a ciphertext under key `kid` starts with, before its first dot-separated value: `v1.<kid>`. */
+export function keyHeader(kid: string): string {
+  return `${VERSION}.${kid}`;
 }
 
 /** The key id a ciphertext names in its header, or undefined when it is not one of ours. */
@@ -159,7 +164,7 @@ export async function decryptSecret(ring: KeyRing, token: string, aad: string): 
 
 /** `v1.<kid>.` + aad: a kid cannot contain ".", so the split between header and aad is unambiguous. */
 function additionalData(kid: string, aad: string): Uint8Array {
-  return encoder.encode(`${VERSION}.${kid}.${aad}`);
+  return encoder.encode(`${keyHeader(kid)}.${aad}`);
 }
 
 /** The ring's CryptoKey for `kid`, imported on first use; `undefined` when the ring has no such key. */
