@@ -16,8 +16,8 @@ import { wranglerVars } from "../../src/dev/config.ts";
 import { freePort } from "../../src/dev/postgres.ts";
 import { ensureControlDatabase } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
+import { generateKey } from "../../src/shared/crypto/secrets.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
-import { generateKey } from "../../src/worker/crypto/secrets.ts";
 import {
   type BenchContext,
   type Measurement,

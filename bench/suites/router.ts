@@ -16,7 +16,7 @@ import { projectRoot } from "../../src/dev/config.ts";
 import { freePort } from "../../src/dev/postgres.ts";
 import { DEMO_TENANTS, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
-import { generateKey } from "../../src/worker/crypto/secrets.ts";
+import { generateKey } from "../../src/shared/crypto/secrets.ts";
 import { type BenchContext, measure, positiveIntFlag, ratio, type Suite, type SuiteResult } from "../lib.ts";
 import { startWrangler, stopAll, waitReady } from "../wrangler.ts";
 

@@ -13,6 +13,8 @@
  */
 import { neon } from "@neondatabase/serverless";
 import { and, asc, count, desc, eq, inArray, isNotNull, lt, min, ne, or, sql } from "drizzle-orm";
+import { decryptSecret } from "../shared/crypto/secrets.ts";
+import { AppError } from "../shared/errors.ts";
 import {
   dryRunMigrations,
   type MigrationBundle,
@@ -21,8 +23,6 @@ import {
   migrateDatabase,
   rollbackMigrations,
 } from "../shared/migrations.ts";
-import { decryptSecret } from "../worker/crypto/secrets.ts";
-import { AppError } from "../worker/http/errors.ts";
 import { auditLog, migrationRuns, type RunState, type RunTenantState, runTenants, tenants } from "./schema.ts";
 import { type ControlDeps, migrationAad, projectTenant, ring } from "./service.ts";
 

@@ -11,7 +11,7 @@
  * not overwritten: each update is conditional on the ciphertexts it read.
  */
 import { and, asc, eq, gt, or, type SQL, sql } from "drizzle-orm";
-import { decryptSecret, encryptSecret, keyHeader, keyIdOf, tenantAad } from "../worker/crypto/secrets.ts";
+import { decryptSecret, encryptSecret, keyHeader, keyIdOf, tenantAad } from "../shared/crypto/secrets.ts";
 import { tenants } from "./schema.ts";
 import { audited, type ControlDeps, migrationAad, projectTenant, ring } from "./service.ts";
 

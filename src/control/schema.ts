@@ -69,7 +69,7 @@ export const tenants = pgTable(
 export const domains = pgTable(
   "domains",
   {
-    /** Normalised host name (src/worker/edge/host.ts); unique across all tenants. */
+    /** Normalised host name (src/shared/host.ts); unique across all tenants. */
     hostname: text("hostname").primaryKey(),
     tenantId: text("tenant_id")
       .notNull()

@@ -12,11 +12,11 @@
 import { neon } from "@neondatabase/serverless";
 import { and, asc, desc, eq, gt, inArray, isNull, lt, or, type SQL, sql } from "drizzle-orm";
 import { drizzle, type NeonHttpDatabase } from "drizzle-orm/neon-http";
+import { decryptSecret, encryptSecret, type KeyRing, parseKeyRing, tenantAad } from "../shared/crypto/secrets.ts";
+import { AppError } from "../shared/errors.ts";
+import { isValidSlug, normalizeHost } from "../shared/host.ts";
 import { type MigrationBundle, migrateDatabase } from "../shared/migrations.ts";
 import { hostKey, parseTenantRecord, slugKey, type TenantRecord } from "../shared/tenant-record.ts";
-import { decryptSecret, encryptSecret, type KeyRing, parseKeyRing, tenantAad } from "../worker/crypto/secrets.ts";
-import { isValidSlug, normalizeHost } from "../worker/edge/host.ts";
-import { AppError } from "../worker/http/errors.ts";
 import type { Provisioner, ProvisionerKind, ProvisionRequest } from "./provisioners/types.ts";
 import * as schema from "./schema.ts";
 import { auditLog, domains, type TenantState, tenants } from "./schema.ts";

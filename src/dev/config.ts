@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { generateKey } from "../worker/crypto/secrets.ts";
+import { generateKey } from "../shared/crypto/secrets.ts";
 
 export const projectRoot = join(import.meta.dirname, "..", "..");
 export const devVarsPath = join(projectRoot, ".dev.vars");

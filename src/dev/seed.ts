@@ -21,8 +21,8 @@ import {
 } from "../control/service.ts";
 import { controlMigrations } from "../generated/control-migrations.ts";
 import { migrations } from "../generated/migrations.ts";
+import { AppError } from "../shared/errors.ts";
 import { migrateDatabase } from "../shared/migrations.ts";
-import { AppError } from "../worker/http/errors.ts";
 
 export interface DemoTenant {
   readonly slug: string;

@@ -14,7 +14,7 @@ export const tenantRecordSchema = z.object({
   status: z.enum(TENANT_STATUSES),
   region: z.string().min(1).max(32),
   schemaVersion: z.string().nullable(),
-  /** Connection string encrypted with AES-256-GCM, tenant id as AAD (src/worker/crypto/secrets.ts). */
+  /** Connection string encrypted with AES-256-GCM, tenant id as AAD (src/shared/crypto/secrets.ts). */
   db: z.string().min(1),
   updatedAt: z.string(),
 });

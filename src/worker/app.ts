@@ -4,8 +4,8 @@
  * the demo store routes. Both share request ids, structured logs and one RFC 9457 error handler.
  */
 import { Hono as HonoApp } from "hono";
+import { normalizeHost } from "../shared/host.ts";
 import { createAdminApp } from "./admin/app.ts";
-import { normalizeHost } from "./edge/host.ts";
 import { tenantResolver } from "./edge/middleware.ts";
 import { downloadExport } from "./exports/download.ts";
 import { installCommon } from "./http/common.ts";

@@ -19,9 +19,9 @@ import {
   migrationAad,
   suspendTenant,
 } from "../../src/control/service.ts";
+import { decryptSecret, encryptSecret, parseKeyRing, tenantAad } from "../../src/shared/crypto/secrets.ts";
 import { hostKey } from "../../src/shared/tenant-record.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { decryptSecret, encryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
 import { adminToken, call, json, tenantRow, token } from "./support.ts";
 
 const ADMIN = "http://admin.localhost";

@@ -22,9 +22,9 @@ import {
   retryOnboarding,
 } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";
+import { AppError } from "../../src/shared/errors.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { AppError } from "../../src/worker/http/errors.ts";
 import { call, json, seedKv, tenantRow, token } from "./support.ts";
 
 interface TenantView {

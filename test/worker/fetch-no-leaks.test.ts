@@ -6,8 +6,8 @@
  */
 import { env } from "cloudflare:test";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from "vitest";
+import { encryptSecret, parseKeyRing, tenantAad } from "../../src/shared/crypto/secrets.ts";
 import type { TenantRecord } from "../../src/shared/tenant-record.ts";
-import { encryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
 import { purgeTenantCache } from "../../src/worker/edge/resolve.ts";
 import { call, json, seedKv, tenant, tenants, token } from "./support.ts";
 

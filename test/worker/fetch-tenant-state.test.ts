@@ -5,8 +5,8 @@
  */
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { encryptSecret, parseKeyRing, tenantAad } from "../../src/shared/crypto/secrets.ts";
 import type { TenantRecord } from "../../src/shared/tenant-record.ts";
-import { encryptSecret, parseKeyRing, tenantAad } from "../../src/worker/crypto/secrets.ts";
 import { purgeTenantCache } from "../../src/worker/edge/resolve.ts";
 import { call, json, seedKv, tenant, token } from "./support.ts";
 

@@ -8,7 +8,7 @@ import { neonConfig } from "@neondatabase/serverless";
 import type { TestProject } from "vitest/node";
 import { DEMO_TENANTS, ensureControlDatabase, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
-import { generateKey } from "../../src/worker/crypto/secrets.ts";
+import { generateKey } from "../../src/shared/crypto/secrets.ts";
 
 export interface SeedInfo {
   readonly slug: string;

@@ -14,11 +14,11 @@ import {
 } from "../../src/control/fleet.ts";
 import { tenants as tenantTable } from "../../src/control/schema.ts";
 import { migrationAad } from "../../src/control/service.ts";
+import { decryptSecret, parseKeyRing } from "../../src/shared/crypto/secrets.ts";
+import { AppError } from "../../src/shared/errors.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../../src/shared/tokens.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
-import { decryptSecret, parseKeyRing } from "../../src/worker/crypto/secrets.ts";
 import { purgeTenantCache } from "../../src/worker/edge/resolve.ts";
-import { AppError } from "../../src/worker/http/errors.ts";
 import worker from "../../src/worker/index.ts";
 import { configureEndpoint } from "../../src/worker/tenant-db/middleware.ts";
 

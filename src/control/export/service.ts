@@ -6,8 +6,8 @@
  * it never shows up as an object at all. A retry starts from scratch under the same keys.
  */
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
-import { decryptSecret } from "../../worker/crypto/secrets.ts";
-import { AppError } from "../../worker/http/errors.ts";
+import { decryptSecret } from "../../shared/crypto/secrets.ts";
+import { AppError } from "../../shared/errors.ts";
 import { auditLog, type ExportState, exportsTable, tenants } from "../schema.ts";
 import { type ControlDeps, migrationAad, ring } from "../service.ts";
 import { type ExportStats, exportDatabase } from "./engine.ts";

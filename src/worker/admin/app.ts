@@ -25,10 +25,10 @@ import {
   suspendTenant,
 } from "../../control/service.ts";
 import { migrations } from "../../generated/migrations.ts";
+import { AppError } from "../../shared/errors.ts";
 import { bearerToken, verifyJwt } from "../auth/verify.ts";
 import { exportDepsFrom, fleetDepsFrom } from "../fleet/handlers.ts";
 import { installCommon } from "../http/common.ts";
-import { AppError } from "../http/errors.ts";
 import { configureEndpoint } from "../tenant-db/middleware.ts";
 import type { AppEnv } from "../types.ts";
 import { controlDepsFrom } from "./deps.ts";

@@ -5,8 +5,8 @@ import type { Provisioner, ProvisionerKind } from "../../control/provisioners/ty
 import { createUrlProvisioner } from "../../control/provisioners/url.ts";
 import { type ControlDeps, controlDb } from "../../control/service.ts";
 import { migrations } from "../../generated/migrations.ts";
+import { AppError } from "../../shared/errors.ts";
 import { purgeTenantCache } from "../edge/resolve.ts";
-import { AppError } from "../http/errors.ts";
 
 const list = (value: string | undefined) =>
   (value ?? "")

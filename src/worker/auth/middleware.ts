@@ -4,7 +4,7 @@
  * is also logged as a cross-tenant attempt (OWASP multi-tenant cheat sheet).
  */
 import { createMiddleware } from "hono/factory";
-import { AppError } from "../http/errors.ts";
+import { AppError } from "../../shared/errors.ts";
 import type { AppEnv } from "../types.ts";
 import { bearerToken, verifyTenantToken } from "./verify.ts";
 

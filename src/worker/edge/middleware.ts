@@ -4,9 +4,9 @@
  */
 import { createMiddleware } from "hono/factory";
 import { setMetric } from "hono/timing";
-import { AppError } from "../http/errors.ts";
+import { AppError } from "../../shared/errors.ts";
+import { normalizeHost } from "../../shared/host.ts";
 import type { AppEnv } from "../types.ts";
-import { normalizeHost } from "./host.ts";
 import { resolveTenant } from "./resolve.ts";
 
 export function tenantResolver() {

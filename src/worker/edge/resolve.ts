@@ -3,8 +3,9 @@
  * for TENANT_TTL_MS and "not found" for the shorter NEGATIVE_TTL_MS, so a new tenant appears quickly
  * and a flood of unknown hosts cannot turn into a flood of KV reads.
  */
+
+import { platformSlug } from "../../shared/host.ts";
 import { hostKey, parseTenantRecord, slugKey, type TenantRecord } from "../../shared/tenant-record.ts";
-import { platformSlug } from "./host.ts";
 import { TtlLru } from "./lru.ts";
 
 export const TENANT_TTL_MS = 30_000;

@@ -6,7 +6,7 @@
  */
 import { createMiddleware } from "hono/factory";
 import { exportKeys, verifyExportLink } from "../../control/export/service.ts";
-import { AppError } from "../http/errors.ts";
+import { AppError } from "../../shared/errors.ts";
 import type { AppEnv } from "../types.ts";
 
 export const downloadExport = createMiddleware<AppEnv>(async function downloadExportHandler(c) {

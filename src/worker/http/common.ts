@@ -3,7 +3,7 @@ import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import { timing } from "hono/timing";
-import { AppError, problemOf } from "./errors.ts";
+import { AppError, problemOf } from "../../shared/errors.ts";
 import { createLogger } from "./log.ts";
 
 const MAX_BODY_BYTES = 256 * 1024;

@@ -1,7 +1,7 @@
 /** zod validation for JSON bodies, params and queries: 422 `validation_failed` with field paths. */
 import type { Context } from "hono";
 import type { z } from "zod";
-import { AppError } from "./errors.ts";
+import { AppError } from "../../shared/errors.ts";
 
 function fail(issues: readonly z.core.$ZodIssue[]): never {
   throw new AppError(422, "validation_failed", "The request has invalid fields.", {

@@ -6,8 +6,8 @@
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
+import { AppError } from "../../shared/errors.ts";
 import { requireTenantToken } from "../auth/middleware.ts";
-import { AppError } from "../http/errors.ts";
 import { jsonBody, parseWith } from "../http/validate.ts";
 import { translateDbError } from "../tenant-db/errors.ts";
 import type { AppEnv, Db } from "../types.ts";

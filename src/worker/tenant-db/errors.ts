@@ -3,7 +3,7 @@
  * text, SQL or connection string ever reaches a response. SQLSTATE classes per the Postgres manual,
  * Appendix A.
  */
-import { AppError } from "../http/errors.ts";
+import { AppError } from "../../shared/errors.ts";
 
 interface PgLike {
   code?: unknown;

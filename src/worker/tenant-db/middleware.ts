@@ -6,9 +6,9 @@ import { neon, neonConfig } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-http";
 import { createMiddleware } from "hono/factory";
 import { setMetric } from "hono/timing";
-import { decryptSecret, type KeyRing, parseKeyRing, tenantAad } from "../crypto/secrets.ts";
+import { decryptSecret, type KeyRing, parseKeyRing, tenantAad } from "../../shared/crypto/secrets.ts";
+import { AppError } from "../../shared/errors.ts";
 import { TtlLru } from "../edge/lru.ts";
-import { AppError } from "../http/errors.ts";
 import type { AppEnv } from "../types.ts";
 
 let endpointConfigured = false;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { base64urlDecode, base64urlEncode } from "../../../src/worker/crypto/base64url.ts";
+import { base64urlDecode, base64urlEncode } from "../../../src/shared/crypto/base64url.ts";
 import {
   decryptSecret,
   encryptSecret,
@@ -7,7 +7,7 @@ import {
   parseKeyRing,
   SecretConfigError,
   tenantAad,
-} from "../../../src/worker/crypto/secrets.ts";
+} from "../../../src/shared/crypto/secrets.ts";
 
 const CONNECTION = "postgresql://tenant_acme:s3cr%40t@ep-cool-1.eu-central-1.aws.neon.tech/acme?sslmode=require";
 const ACME = tenantAad("ten_acme");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type HostRejection, isValidSlug, normalizeHost, platformSlug } from "../../../src/worker/edge/host.ts";
+import { type HostRejection, isValidSlug, normalizeHost, platformSlug } from "../../../src/shared/host.ts";
 
 const label63 = "a".repeat(63);
 const label64 = "a".repeat(64);

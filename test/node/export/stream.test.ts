@@ -36,7 +36,7 @@ import {
 import { exportsTable, tenants } from "../../../src/control/schema.ts";
 import { createTenant, tenantConnection } from "../../../src/control/service.ts";
 import { ensureControlDatabase, memoryKv, seedDeps } from "../../../src/dev/seed.ts";
-import { generateKey } from "../../../src/worker/crypto/secrets.ts";
+import { generateKey } from "../../../src/shared/crypto/secrets.ts";
 import {
   createTestDatabase,
   dropTestDatabase,
