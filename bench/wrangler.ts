@@ -1,7 +1,7 @@
 /** `wrangler dev` as a child process for the benches that drive a real Worker (router, onboarding). */
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
-import { projectRoot, WRANGLER_ENV } from "../src/dev/config.ts";
+import { projectRoot, WRANGLER_ENV } from "../src/cli/project-config.ts";
 
 const WRANGLER = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
 

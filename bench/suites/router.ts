@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { neonConfig } from "@neondatabase/serverless";
 import { getPlatformProxy } from "wrangler";
-import { projectRoot } from "../../src/dev/config.ts";
+import { projectRoot, wranglerConfigPath } from "../../src/cli/project-config.ts";
 import { freePort } from "../../src/dev/postgres.ts";
 import { DEMO_TENANTS, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
@@ -62,7 +62,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     if (!seeded) throw new Error("seeding acme failed");
 
     const proxy = await getPlatformProxy<{ TENANTS: { put(key: string, value: string): Promise<void> } }>({
-      configPath: join(projectRoot, "wrangler.jsonc"),
+      configPath: wranglerConfigPath,
       persist: { path: join(persist, "v3") },
       remoteBindings: false,
     });
@@ -85,7 +85,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     const baseline = startWrangler(
       [
         "--config",
-        join(projectRoot, "bench", "baseline", "wrangler.jsonc"),
+        join(projectRoot, "bench", "baseline", "wrangler.toml"),
         "--port",
         String(baselinePort),
         "--inspector-port",

@@ -6,12 +6,12 @@
 import { parseArgs } from "node:util";
 import type { KeyStatus, ReencryptReport } from "../control/keys.ts";
 import type { TenantView } from "../control/service.ts";
-import { readDevVars, wranglerVars } from "../dev/config.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../shared/tokens.ts";
 import { type AdminClient, ApiError, createAdminClient, UnreachableError } from "./admin-client.ts";
 import { exportCommand, exportsCommand } from "./export.ts";
 import { table } from "./format.ts";
 import { migrateCommand } from "./migrate.ts";
+import { readDevVars, wranglerVars } from "./project-config.ts";
 
 const USAGE = `usage: tenantry <command> [options]
 
