@@ -17,7 +17,7 @@ export default defineConfig({
         // The Worker inside workerd, talking to embedded Postgres through the gateway.
         plugins: [
           cloudflareTest(({ inject }) => ({
-            wrangler: { configPath: "./wrangler.jsonc" },
+            wrangler: { configPath: "./wrangler.toml" },
             miniflare: {
               bindings: {
                 NEON_FETCH_ENDPOINT: inject("gatewayUrl"),

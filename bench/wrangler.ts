@@ -1,9 +1,30 @@
-/** `wrangler dev` as a child process for the benches that drive a real Worker (router, onboarding). */
-import { type ChildProcess, spawn } from "node:child_process";
+/**
+ * wrangler for the benches that drive a real Worker: `wrangler dev` as a child process (onboarding),
+ * and a one-off bundle for miniflare to serve (router).
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { projectRoot, WRANGLER_ENV } from "../src/dev/config.ts";
+import { promisify } from "node:util";
+import { projectRoot, WRANGLER_ENV } from "../src/cli/project-config.ts";
 
 const WRANGLER = join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
+
+/**
+ * Bundles the Worker of `configPath` into `outdir` as `wrangler deploy` would (`--dry-run`, nothing
+ * uploaded) and returns the path of its entry module (one file: wrangler inlines the imports).
+ */
+export async function bundleWorker(configPath: string, outdir: string): Promise<string> {
+  await promisify(execFile)(
+    process.execPath,
+    [WRANGLER, "deploy", "--dry-run", "--config", configPath, "--outdir", outdir],
+    { cwd: projectRoot, env: { ...process.env, ...WRANGLER_ENV } },
+  );
+  // The entry keeps its source's name (index.js, worker.js); source maps and a README sit beside it.
+  const entry = (await readdir(outdir)).find((file) => file.endsWith(".js"));
+  if (!entry) throw new Error(`wrangler wrote no bundle for ${configPath}`);
+  return join(outdir, entry);
+}
 
 /** Starts `wrangler dev` on 127.0.0.1 with `args` and `--var`s, offline and quiet; stderr errors go to `log`. */
 export function startWrangler(args: string[], vars: Record<string, string>, log: (line: string) => void): ChildProcess {

@@ -30,7 +30,7 @@ import { neon, neonConfig } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/node-postgres";
 import { migrate } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
-import { projectRoot } from "../../src/dev/config.ts";
+import { projectRoot } from "../../src/cli/project-config.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { migrateDatabase } from "../../src/shared/migrations.ts";

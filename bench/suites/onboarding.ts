@@ -12,7 +12,7 @@ import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { neonConfig } from "@neondatabase/serverless";
-import { wranglerVars } from "../../src/dev/config.ts";
+import { wranglerVars } from "../../src/cli/project-config.ts";
 import { freePort } from "../../src/dev/postgres.ts";
 import { ensureControlDatabase } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";

@@ -1,24 +1,26 @@
 /**
  * The edge router's cost: GET /api/products through the full Worker (host → isolate cache/KV →
  * decrypt → drizzle(neon) → gateway → Postgres) against a baseline Worker running the same query on a
- * fixed connection string with nothing else, both under `wrangler dev`, in one run. Also counts KV
- * reads per 1,000 warm requests (from the router's Server-Timing `resolve` entry).
+ * fixed connection string with nothing else, both in workerd through miniflare's API, in one run.
+ * Both are bundled once by wrangler (as a deploy would) and served by miniflare directly: no
+ * `wrangler dev` processes to spawn and poll, no proxy in front of either Worker, and the KV records
+ * are written straight into the router's namespace. Also counts KV reads per 1,000 warm requests
+ * (from the router's Server-Timing `resolve` entry).
  */
-import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { neonConfig } from "@neondatabase/serverless";
-import { getPlatformProxy } from "wrangler";
-import { projectRoot } from "../../src/dev/config.ts";
-import { freePort } from "../../src/dev/postgres.ts";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { projectRoot, wranglerConfigPath } from "../../src/cli/project-config.ts";
 import { DEMO_TENANTS, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
 import { generateKey } from "../../src/shared/crypto/secrets.ts";
 import { type BenchContext, measure, positiveIntFlag, ratio, type Suite, type SuiteResult } from "../lib.ts";
-import { startWrangler, stopAll, waitReady } from "../wrangler.ts";
+import { bundleWorker } from "../wrangler.ts";
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -48,8 +50,8 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
   ctx.log("starting Postgres and the gateway");
   const stack = await startLocalStack({ gateway: { port: 0 } });
   neonConfig.fetchEndpoint = stack.gateway.url;
-  const persist = await mkdtemp(join(tmpdir(), "tenantry-bench-kv-"));
-  const children: ChildProcess[] = [];
+  const outdir = await mkdtemp(join(tmpdir(), "tenantry-bench-router-"));
+  const workers: Miniflare[] = [];
   try {
     const keys = `k1:${generateKey()}`;
     const acme = DEMO_TENANTS.filter((t) => t.slug === "acme");
@@ -61,44 +63,56 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     });
     if (!seeded) throw new Error("seeding acme failed");
 
-    const proxy = await getPlatformProxy<{ TENANTS: { put(key: string, value: string): Promise<void> } }>({
-      configPath: join(projectRoot, "wrangler.jsonc"),
-      persist: { path: join(persist, "v3") },
-      remoteBindings: false,
-    });
-    for (const { key, value } of seeded.kv) await proxy.env.TENANTS.put(key, value);
-    await proxy.dispose();
-
-    const [routerPort, baselinePort, inspectorA, inspectorB] = await Promise.all([
-      freePort(),
-      freePort(),
-      freePort(),
-      freePort(),
+    ctx.log("bundling the router and the baseline Worker");
+    const baselineConfig = join(projectRoot, "bench", "baseline", "wrangler.toml");
+    const [routerScript, baselineScript] = await Promise.all([
+      bundleWorker(wranglerConfigPath, join(outdir, "router")),
+      bundleWorker(baselineConfig, join(outdir, "baseline")),
     ]);
-    ctx.log(`starting the router (:${routerPort}) and the baseline Worker (:${baselinePort}) under wrangler dev`);
     const common = { NEON_FETCH_ENDPOINT: stack.gateway.url, LOG_LEVEL: "warn" };
-    const router = startWrangler(
-      ["--port", String(routerPort), "--inspector-port", String(inspectorA), "--persist-to", persist],
-      { ...common, JWT_SECRET: randomBytes(32).toString("hex"), DB_ENCRYPTION_KEYS: keys },
-      ctx.log,
+    // wrangler.toml's bindings and vars, as `wrangler dev` would give them; the secrets on top.
+    // (Module rules only matter to unbundled sources, and miniflare 5 cannot convert them.)
+    const { modulesRules: _routerRules, ...workerOptions } =
+      unstable_getMiniflareWorkerOptions(wranglerConfigPath).workerOptions;
+    // Miniflare 5 takes the v4 option shape wrangler produces through its converter, as wrangler does.
+    const router = new Miniflare(
+      convertV4MiniflareOptions({
+        ...workerOptions,
+        host: "127.0.0.1",
+        port: 0,
+        modules: true,
+        modulesRoot: dirname(routerScript),
+        scriptPath: routerScript,
+        bindings: {
+          ...(workerOptions.bindings as Record<string, string> | undefined),
+          ...common,
+          JWT_SECRET: randomBytes(32).toString("hex"),
+          DB_ENCRYPTION_KEYS: keys,
+        },
+      }),
     );
-    const baseline = startWrangler(
-      [
-        "--config",
-        join(projectRoot, "bench", "baseline", "wrangler.jsonc"),
-        "--port",
-        String(baselinePort),
-        "--inspector-port",
-        String(inspectorB),
-      ],
-      { ...common, DATABASE_URL: seeded.url },
-      ctx.log,
+    workers.push(router);
+    const { modulesRules: _baselineRules, ...baselineOptions } =
+      unstable_getMiniflareWorkerOptions(baselineConfig).workerOptions;
+    const baseline = new Miniflare(
+      convertV4MiniflareOptions({
+        ...baselineOptions,
+        host: "127.0.0.1",
+        port: 0,
+        modules: true,
+        modulesRoot: dirname(baselineScript),
+        scriptPath: baselineScript,
+        bindings: { ...common, DATABASE_URL: seeded.url },
+      }),
     );
-    children.push(router, baseline);
-    await Promise.all([
-      waitReady(routerPort, router, async () => (await get(routerPort, "acme.localhost", "/healthz")).status > 0),
-      waitReady(baselinePort, baseline, async () => (await get(baselinePort, "localhost", "/healthz")).status > 0),
-    ]);
+    workers.push(baseline);
+    const tenants = await router.getKVNamespace("TENANTS");
+    for (const { key, value } of seeded.kv) await tenants.put(key, value);
+    const [routerPort, baselinePort] = (await Promise.all([router.ready, baseline.ready])).map((url) =>
+      Number(url.port),
+    );
+    if (!routerPort || !baselinePort) throw new Error("miniflare did not report its ports");
+    ctx.log(`router on :${routerPort}, baseline Worker on :${baselinePort} (miniflare)`);
 
     const check =
       (what: string) =>
@@ -155,16 +169,16 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       },
     };
   } finally {
-    await stopAll(children);
+    await Promise.all(workers.map((worker) => worker.dispose()));
     agent.destroy();
     await stack.stop();
-    await rm(persist, { recursive: true, force: true });
+    await rm(outdir, { recursive: true, force: true });
   }
 }
 
 const suite: Suite = {
   name: "router",
-  description: "GET /api/products through the full edge router vs a baseline Worker (wrangler dev)",
+  description: "GET /api/products through the full edge router vs a baseline Worker (miniflare)",
   run,
 };
 export default suite;

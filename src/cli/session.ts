@@ -2,9 +2,10 @@
  * Who the CLI is to the admin API: TENANTRY_ADMIN_TOKEN when set, else (in a dev clone) a
  * short-lived admin token minted from the ADMIN_JWT_SECRET in .dev.vars.
  */
-import { readDevVars, wranglerVars } from "../dev/config.ts";
+
 import { ALL_ADMIN_SCOPES, mintAdminToken } from "../shared/tokens.ts";
 import { type AdminClient, createAdminClient } from "./admin-client.ts";
+import { readDevVars, wranglerVars } from "./project-config.ts";
 
 /** A secret from the environment, else from the clone's .dev.vars. */
 export function devSecret(name: string): string | undefined {

@@ -10,9 +10,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { neonConfig } from "@neondatabase/serverless";
 import { getPlatformProxy } from "wrangler";
+import { projectRoot, WRANGLER_ENV, wranglerConfigPath, wranglerVars } from "../cli/project-config.ts";
 import { type KvStore, reconcile } from "../control/service.ts";
 import { mintTenantToken } from "../shared/tokens.ts";
-import { ensureDevVars, projectRoot, WRANGLER_ENV, wranglerVars } from "./config.ts";
+import { ensureDevVars } from "./dev-vars.ts";
 import { DEMO_TENANTS, ensureControlDatabase, type SeededTenant, seedDemoTenants, seedDeps } from "./seed.ts";
 import { startLocalStack } from "./stack.ts";
 
@@ -76,7 +77,7 @@ try {
   step(`onboarding demo tenants through the control plane: ${DEMO_TENANTS.map((t) => t.slug).join(", ")}`);
   // The seed writes straight into the local KV that wrangler dev will serve from.
   const proxy = await getPlatformProxy<{ TENANTS: KvStore }>({
-    configPath: join(projectRoot, "wrangler.jsonc"),
+    configPath: wranglerConfigPath,
     remoteBindings: false,
   });
   let seeded: SeededTenant[];

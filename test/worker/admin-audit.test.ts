@@ -26,7 +26,7 @@ let admin = "";
 
 const mint = (sub: string, scope = ALL_ADMIN_SCOPES) =>
   mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
+    secret: env.ADMIN_JWT_SECRET as string,
     issuer: env.ADMIN_JWT_ISSUER,
     audience: env.ADMIN_JWT_AUDIENCE,
     sub,

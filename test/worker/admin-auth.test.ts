@@ -20,7 +20,7 @@ const ADMIN = "http://admin.localhost";
 
 const adminToken = (scope: string, overrides: { sub?: string; ttlSeconds?: number; secret?: string } = {}) =>
   mintAdminToken({
-    secret: overrides.secret ?? env.ADMIN_JWT_SECRET,
+    secret: overrides.secret ?? (env.ADMIN_JWT_SECRET as string),
     issuer: env.ADMIN_JWT_ISSUER,
     audience: env.ADMIN_JWT_AUDIENCE,
     sub: overrides.sub ?? "auth-ops",
@@ -135,7 +135,7 @@ describe("admin API authentication", () => {
 
   it("a tenant token that even carries admin scopes is refused (wrong issuer and audience)", async () => {
     const scoped = await mintTenantToken({
-      secret: env.JWT_SECRET,
+      secret: env.JWT_SECRET as string,
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
       tenant: "acme",
@@ -147,7 +147,7 @@ describe("admin API authentication", () => {
 
   it("a tenant token signed with the admin secret is still refused (wrong issuer and audience)", async () => {
     const forged = await mintTenantToken({
-      secret: env.ADMIN_JWT_SECRET,
+      secret: env.ADMIN_JWT_SECRET as string,
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
       tenant: "acme",

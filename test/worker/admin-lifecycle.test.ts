@@ -35,7 +35,7 @@ let admin = "";
 
 const adminToken = (scope = ALL_ADMIN_SCOPES, sub = "lifecycle-ops") =>
   mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
+    secret: env.ADMIN_JWT_SECRET as string,
     issuer: env.ADMIN_JWT_ISSUER,
     audience: env.ADMIN_JWT_AUDIENCE,
     sub,

@@ -138,7 +138,7 @@ beforeAll(async () => {
   await seedKv();
   neonConfig.fetchEndpoint = inject("gatewayUrl");
   admin = await mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
+    secret: env.ADMIN_JWT_SECRET as string,
     issuer: env.ADMIN_JWT_ISSUER,
     audience: env.ADMIN_JWT_AUDIENCE,
     sub: "onboarding-ops",

@@ -85,7 +85,7 @@ const B = "shop.rc-beta.localhost";
 beforeAll(async () => {
   await seedKv();
   admin = await mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
+    secret: env.ADMIN_JWT_SECRET as string,
     issuer: env.ADMIN_JWT_ISSUER,
     audience: env.ADMIN_JWT_AUDIENCE,
     sub: "reconcile-ops",
@@ -239,7 +239,7 @@ describe("reconcile repairs KV drift", () => {
 
   it("needs tenants:write", async () => {
     const reader = await mintAdminToken({
-      secret: env.ADMIN_JWT_SECRET,
+      secret: env.ADMIN_JWT_SECRET as string,
       issuer: env.ADMIN_JWT_ISSUER,
       audience: env.ADMIN_JWT_AUDIENCE,
       sub: "reconcile-reader",

@@ -5,7 +5,7 @@ import { call, json, seedKv } from "./support.ts";
 
 const adminToken = (scope = ALL_ADMIN_SCOPES) =>
   mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
+    secret: env.ADMIN_JWT_SECRET as string,
     issuer: env.ADMIN_JWT_ISSUER,
     audience: env.ADMIN_JWT_AUDIENCE,
     sub: "ops",

@@ -114,7 +114,7 @@ beforeAll(async () => {
   secrets = [
     DOWN_URL,
     new URL(DOWN_URL).password,
-    env.JWT_SECRET,
+    env.JWT_SECRET as string,
     ...env.DB_ENCRYPTION_KEYS.split(",").map((entry) => entry.slice(entry.indexOf(":") + 1)),
     ...tenants().flatMap((t) => [t.url, decodeURIComponent(new URL(t.url).password), record(t.slug).db]),
   ];

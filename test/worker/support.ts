@@ -59,7 +59,7 @@ export async function call(
 
 export function token(tenantSlug: string, sub = "alice", overrides: { ttlSeconds?: number } = {}): Promise<string> {
   return mintTenantToken({
-    secret: env.JWT_SECRET,
+    secret: env.JWT_SECRET as string,
     issuer: env.JWT_ISSUER,
     audience: env.JWT_AUDIENCE,
     tenant: tenantSlug,
@@ -93,7 +93,7 @@ export async function startRunWhenFree(deps: FleetDeps, options: RunOptions): Pr
 /** An admin API token (every scope unless given), as an operator's CLI holds one. */
 export function adminToken(sub = "ops", scope: string = ALL_ADMIN_SCOPES): Promise<string> {
   return mintAdminToken({
-    secret: env.ADMIN_JWT_SECRET,
+    secret: env.ADMIN_JWT_SECRET as string,
     issuer: env.ADMIN_JWT_ISSUER,
     audience: env.ADMIN_JWT_AUDIENCE,
     sub,

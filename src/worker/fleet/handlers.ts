@@ -49,7 +49,7 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
   };
 }
 
-/** The cron expression of the nightly export trigger (wrangler.jsonc). */
+/** The cron expression of the nightly export trigger (wrangler.toml). */
 export const NIGHTLY_EXPORT_CRON = "0 3 * * *";
 
 export function exportDepsFrom(env: Env, actor: string, log: Logger): ExportDeps & FleetDeps {
