@@ -8,7 +8,7 @@ import type { Context, ErrorHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { finalExport, getExport, listExports, requestExport, signExportLink } from "../../control/export/service.ts";
-import { cancelRun, fleetStatus, resumeRun, runProgress, startRun } from "../../control/fleet.ts";
+import { cancelRun, fleetStatus, resumeRun, runProgress, startRun } from "../../control/fleet/runs.ts";
 import { keyStatus, reencryptSecrets } from "../../control/keys.ts";
 import { auditLog, TENANT_STATES } from "../../control/schema.ts";
 import {
