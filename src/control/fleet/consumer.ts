@@ -26,6 +26,15 @@ export type ApplyOutcome = "done" | "failed" | "drift" | "skipped";
 type Run = typeof migrationRuns.$inferSelect;
 type Tenant = typeof tenants.$inferSelect;
 
+/** A message's run, its run_tenants row (now marked running) and tenant, and when the attempt started. */
+interface Claimed {
+  readonly run: Run;
+  readonly row: typeof runTenants.$inferSelect;
+  /** Undefined when the tenant was deleted since the run started: the attempt then fails. */
+  readonly tenant: Tenant | undefined;
+  readonly started: number;
+}
+
 /** What one attempt at one tenant did, before it is recorded. */
 interface Attempt {
   readonly outcome: Exclude<ApplyOutcome, "skipped">;
@@ -91,10 +100,7 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
  * Loads the run, the tenant's run_tenants row and the tenant, and marks the row running (one more
  * attempt). Undefined when there is nothing to do: a duplicate delivery, or a run stopped since.
  */
-async function claim(
-  deps: FleetDeps,
-  message: MigrateMessage,
-): Promise<{ run: Run; row: typeof runTenants.$inferSelect; tenant: Tenant | undefined; started: number } | undefined> {
+async function claim(deps: FleetDeps, message: MigrateMessage): Promise<Claimed | undefined> {
   const [run] = await deps.db.select().from(migrationRuns).where(eq(migrationRuns.id, message.runId));
   const [row] = await deps.db
     .select()
