@@ -1,5 +1,5 @@
 /**
- * `tenantry migrate …`: fleet schema rollouts through the admin API (src/control/fleet.ts).
+ * `tenantry migrate …`: fleet schema rollouts through the admin API (src/control/fleet/).
  *
  * `run`, `rollback` and `resume` wait for the run to finish by default, polling
  * GET /v1/migrations/runs/{id}: a one-line progress bar redrawn in place on a terminal, a plain line
@@ -8,7 +8,7 @@
  * tenants, 2 for a usage error (thrown as the caller's usage error).
  */
 import { parseArgs } from "node:util";
-import type { FleetStatus, RunProgress } from "../control/fleet.ts";
+import type { FleetStatus, RunProgress } from "../control/fleet/runs.ts";
 import { type AdminClient, UnreachableError } from "./admin-client.ts";
 import { table } from "./format.ts";
 

@@ -10,7 +10,8 @@
 import { neonConfig } from "@neondatabase/serverless";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { cancelRun, dispatch, type FleetDeps, type MigrateMessage } from "../../src/control/fleet.ts";
+import { dispatch, type FleetDeps, type MigrateMessage } from "../../src/control/fleet/dispatch.ts";
+import { cancelRun } from "../../src/control/fleet/runs.ts";
 import { migrationRuns, runTenants } from "../../src/control/schema.ts";
 import { createTenant } from "../../src/control/service.ts";
 import { controlDeps, startRunWhenFree } from "./support.ts";

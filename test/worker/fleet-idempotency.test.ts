@@ -12,13 +12,9 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult } from 
 import { neonConfig } from "@neondatabase/serverless";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  type ApplyOutcome,
-  applyTenant,
-  cancelRun,
-  type FleetDeps,
-  type MigrateMessage,
-} from "../../src/control/fleet.ts";
+import { type ApplyOutcome, applyTenant } from "../../src/control/fleet/consumer.ts";
+import type { FleetDeps, MigrateMessage } from "../../src/control/fleet/dispatch.ts";
+import { cancelRun } from "../../src/control/fleet/runs.ts";
 import { migrationRuns, runTenants, tenants } from "../../src/control/schema.ts";
 import { createTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";

@@ -1,6 +1,6 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import type { RunProgress } from "../../src/control/fleet.ts";
+import type { RunProgress } from "../../src/control/fleet/runs.ts";
 import { runTenants, tenants } from "../../src/control/schema.ts";
 import { createTenant, suspendTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";

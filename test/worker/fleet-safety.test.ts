@@ -1,6 +1,7 @@
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { cancelRun, dispatch, type FleetDeps, type RunProgress } from "../../src/control/fleet.ts";
+import { dispatch, type FleetDeps } from "../../src/control/fleet/dispatch.ts";
+import { cancelRun, type RunProgress } from "../../src/control/fleet/runs.ts";
 import { migrationRuns, runTenants } from "../../src/control/schema.ts";
 import { createTenant, suspendTenant } from "../../src/control/service.ts";
 import { migrations } from "../../src/generated/migrations.ts";

@@ -6,12 +6,8 @@ import { createExecutionContext, createScheduledController, env, waitOnExecution
 import { neon } from "@neondatabase/serverless";
 import { eq } from "drizzle-orm";
 import { expect, inject } from "vitest";
-import {
-  type FleetDeps,
-  type RunOptions,
-  type RunProgress,
-  startRun as startFleetRun,
-} from "../../src/control/fleet.ts";
+import type { FleetDeps } from "../../src/control/fleet/dispatch.ts";
+import { type RunOptions, type RunProgress, startRun as startFleetRun } from "../../src/control/fleet/runs.ts";
 import { tenants as tenantTable } from "../../src/control/schema.ts";
 import { migrationAad } from "../../src/control/service.ts";
 import { decryptSecret, parseKeyRing } from "../../src/shared/crypto/secrets.ts";

@@ -1,6 +1,6 @@
 /** Builds the control plane's dependencies from the Worker environment. */
 import { createLocalProvisioner } from "../../control/provisioners/local.ts";
-import { createNeonProvisioner } from "../../control/provisioners/neon.ts";
+import { createNeonProvisioner } from "../../control/provisioners/neon/provisioner.ts";
 import type { Provisioner, ProvisionerKind } from "../../control/provisioners/types.ts";
 import { createUrlProvisioner } from "../../control/provisioners/url.ts";
 import { type ControlDeps, controlDb } from "../../control/service.ts";

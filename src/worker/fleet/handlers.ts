@@ -12,7 +12,8 @@ import {
   runExport,
   scheduleNightlyExports,
 } from "../../control/export/service.ts";
-import { applyTenant, dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet.ts";
+import { applyTenant } from "../../control/fleet/consumer.ts";
+import { dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet/dispatch.ts";
 import { reconcile } from "../../control/service.ts";
 import { controlDepsFrom } from "../admin/deps.ts";
 import { createLogger, type Logger } from "../http/log.ts";

@@ -4,7 +4,10 @@
  */
 import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createNeonProvisioner, type NeonProvisionerOptions } from "../../../src/control/provisioners/neon.ts";
+import {
+  createNeonProvisioner,
+  type NeonProvisionerOptions,
+} from "../../../src/control/provisioners/neon/provisioner.ts";
 import { ProvisionerError, type ProvisionRequest, type ResourceRef } from "../../../src/control/provisioners/types.ts";
 import { type FakeNeon, startFakeNeonApi } from "../../../src/dev/fake-neon/server.ts";
 

@@ -1,6 +1,10 @@
-/** planPhases: how a run's tenants split into a canary phase and waves (pure, no I/O). */
+/**
+ * The pure decisions of a fleet run (no I/O): how its tenants split into a canary phase and waves
+ * (planPhases, unknownCanaries) and what dispatch does next with a running run (dispatchStep).
+ */
 import { describe, expect, it } from "vitest";
-import { planPhases } from "../../../src/control/fleet.ts";
+import { dispatchStep, phaseCount, planPhases, unknownCanaries } from "../../../src/control/fleet/plan.ts";
+import type { RunTenantState } from "../../../src/control/schema.ts";
 
 const fleet = (n: number) =>
   Array.from({ length: n }, (_, i) => ({ id: `ten_${String(i).padStart(2, "0")}`, slug: `shop-${i}` }));
@@ -68,5 +72,66 @@ describe("planPhases", () => {
       expect(waves.every((g) => g.length <= wave)).toBe(true);
       expect(groups.flat()).toHaveLength(n);
     }
+  });
+});
+
+describe("unknownCanaries and phaseCount", () => {
+  it("lists the names that match no tenant by slug or id", () => {
+    expect(unknownCanaries(fleet(3), ["shop-1", "ten_02", "shop-9"])).toEqual(["shop-9"]);
+    expect(unknownCanaries(fleet(3), undefined)).toEqual([]);
+  });
+
+  it("counts the phases of a plan, 0 for an empty fleet", () => {
+    expect(phaseCount(planPhases(fleet(10), { canary: 2, wave: 3 }))).toBe(4);
+    expect(phaseCount([])).toBe(0);
+  });
+});
+
+describe("dispatchStep", () => {
+  const run = { phase: 0, phases: 3, concurrency: 4, maxFailures: 2 };
+  const counts =
+    (values: Partial<Record<RunTenantState, number>>) =>
+    (status: RunTenantState): number =>
+      values[status] ?? 0;
+
+  it("halts once the whole run's failures pass the threshold, before anything else", () => {
+    expect(dispatchStep(run, counts({ pending: 5 }), 3)).toEqual({
+      kind: "halt",
+      reason: "3 tenants failed (threshold 2)",
+    });
+    expect(dispatchStep(run, counts({ pending: 5 }), 2)).toEqual({ kind: "queue", free: 4 });
+  });
+
+  it("queues up to the concurrency minus what is in flight, never below 0", () => {
+    expect(dispatchStep(run, counts({ pending: 5, queued: 1, running: 2 }), 0)).toEqual({ kind: "queue", free: 1 });
+    expect(dispatchStep(run, counts({ pending: 5, queued: 3, running: 3 }), 0)).toEqual({ kind: "queue", free: 0 });
+    // Nothing pending but still in flight: wait (and re-send stale messages).
+    expect(dispatchStep(run, counts({ running: 1 }), 0)).toEqual({ kind: "queue", free: 3 });
+  });
+
+  it("a failing canary halts the run before any wave", () => {
+    expect(dispatchStep(run, counts({ done: 1, drift: 1 }), 1)).toEqual({
+      kind: "halt",
+      reason: "the canary failed: no wave was started",
+    });
+  });
+
+  it("a finished phase advances to the next one, even with failures of a wave", () => {
+    expect(dispatchStep(run, counts({ done: 2 }), 0)).toEqual({ kind: "advance" });
+    expect(dispatchStep({ ...run, phase: 1 }, counts({ done: 2, failed: 1 }), 1)).toEqual({ kind: "advance" });
+  });
+
+  it("the last phase completes only with no failure left in the run", () => {
+    const last = { ...run, phase: 2 };
+    expect(dispatchStep(last, counts({ done: 2 }), 0)).toEqual({ kind: "complete" });
+    expect(dispatchStep(last, counts({ done: 2 }), 1)).toEqual({
+      kind: "halt",
+      reason: "1 tenant(s) failed or drifted: fix them, then resume",
+    });
+    // A single-phase run has no canary to halt: its failures wait for a resume like a last wave's.
+    expect(dispatchStep({ ...run, phases: 1 }, counts({ failed: 1 }), 1)).toEqual({
+      kind: "halt",
+      reason: "1 tenant(s) failed or drifted: fix them, then resume",
+    });
   });
 });

@@ -4,7 +4,7 @@
  * starting, resuming or cancelling a run needs fleet:run.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { cancelRun, fleetStatus, resumeRun, runProgress, startRun } from "../../../control/fleet.ts";
+import { cancelRun, fleetStatus, resumeRun, runProgress, startRun } from "../../../control/fleet/runs.ts";
 import { migrations } from "../../../generated/migrations.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps, fleetDeps } from "../request-deps.ts";
