@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import type { KeyStatus, ReencryptReport } from "../control/keys.ts";
-import type { TenantView } from "../control/service.ts";
+import type { TenantView } from "../control/tenants/rows.ts";
 import { readDevVars, wranglerVars } from "../dev/config.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../shared/tokens.ts";
 import { type AdminClient, ApiError, createAdminClient, UnreachableError } from "./admin-client.ts";

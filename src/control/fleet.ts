@@ -24,7 +24,9 @@ import {
   rollbackMigrations,
 } from "../shared/migrations.ts";
 import { auditLog, migrationRuns, type RunState, type RunTenantState, runTenants, tenants } from "./schema.ts";
-import { type ControlDeps, migrationAad, projectTenant, ring } from "./service.ts";
+import type { ControlDeps } from "./tenants/deps.ts";
+import { projectTenant } from "./tenants/projection.ts";
+import { migrationAad, ring } from "./tenants/secrets.ts";
 
 /** One tenant's work in one run: the Queue message body. */
 export interface MigrateMessage {

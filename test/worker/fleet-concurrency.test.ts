@@ -12,7 +12,7 @@ import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { cancelRun, dispatch, type FleetDeps, type MigrateMessage } from "../../src/control/fleet.ts";
 import { migrationRuns, runTenants } from "../../src/control/schema.ts";
-import { createTenant } from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
 import { controlDeps, startRunWhenFree } from "./support.ts";
 
 const TAG = `fc${Math.random().toString(36).slice(2, 6)}`;

@@ -20,7 +20,7 @@ import {
   type MigrateMessage,
 } from "../../src/control/fleet.ts";
 import { migrationRuns, runTenants, tenants } from "../../src/control/schema.ts";
-import { createTenant } from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { migrateDatabase, rollbackMigrations } from "../../src/shared/migrations.ts";
 import worker from "../../src/worker/index.ts";

@@ -13,7 +13,7 @@ import {
   startRun as startFleetRun,
 } from "../../src/control/fleet.ts";
 import { tenants as tenantTable } from "../../src/control/schema.ts";
-import { migrationAad } from "../../src/control/service.ts";
+import { migrationAad } from "../../src/control/tenants/secrets.ts";
 import { decryptSecret, parseKeyRing } from "../../src/shared/crypto/secrets.ts";
 import { AppError } from "../../src/shared/errors.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../../src/shared/tokens.ts";

@@ -11,19 +11,12 @@ import { finalExport, getExport, listExports, requestExport, signExportLink } fr
 import { cancelRun, fleetStatus, resumeRun, runProgress, startRun } from "../../control/fleet.ts";
 import { keyStatus, reencryptSecrets } from "../../control/keys.ts";
 import { auditLog, TENANT_STATES } from "../../control/schema.ts";
-import {
-  addDomain,
-  auditEntries,
-  createTenant,
-  deleteTenant,
-  getTenant,
-  listTenants,
-  reconcile,
-  removeDomain,
-  resumeTenant,
-  retryOnboarding,
-  suspendTenant,
-} from "../../control/service.ts";
+import { auditEntries } from "../../control/tenants/audit.ts";
+import { createTenant } from "../../control/tenants/create.ts";
+import { addDomain, removeDomain } from "../../control/tenants/domains.ts";
+import { deleteTenant, getTenant, listTenants, resumeTenant, suspendTenant } from "../../control/tenants/lifecycle.ts";
+import { retryOnboarding } from "../../control/tenants/onboarding.ts";
+import { reconcile } from "../../control/tenants/reconcile.ts";
 import { migrations } from "../../generated/migrations.ts";
 import { AppError } from "../../shared/errors.ts";
 import { bearerToken, verifyJwt } from "../auth/verify.ts";

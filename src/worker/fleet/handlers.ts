@@ -13,7 +13,7 @@ import {
   scheduleNightlyExports,
 } from "../../control/export/service.ts";
 import { applyTenant, dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet.ts";
-import { reconcile } from "../../control/service.ts";
+import { reconcile } from "../../control/tenants/reconcile.ts";
 import { controlDepsFrom } from "../admin/deps.ts";
 import { createLogger, type Logger } from "../http/log.ts";
 import { configureEndpoint } from "../tenant-db/middleware.ts";
