@@ -3,7 +3,7 @@
  * the admin API's /v1/tenants routes.
  */
 import { readFileSync } from "node:fs";
-import type { TenantView } from "../control/service.ts";
+import type { TenantView } from "../control/tenants/rows.ts";
 import { needSlug, output, parse, UsageError } from "./args.ts";
 import { table } from "./format.ts";
 import { client } from "./session.ts";

@@ -13,7 +13,10 @@
 import { and, asc, eq, gt, or, type SQL, sql } from "drizzle-orm";
 import { decryptSecret, encryptSecret, keyHeader, keyIdOf, tenantAad } from "../shared/crypto/secrets.ts";
 import { tenants } from "./schema.ts";
-import { audited, type ControlDeps, migrationAad, projectTenant, ring } from "./service.ts";
+import { audited } from "./tenants/audit.ts";
+import type { ControlDeps } from "./tenants/deps.ts";
+import { projectTenant } from "./tenants/projection.ts";
+import { migrationAad, ring } from "./tenants/secrets.ts";
 
 export interface KeyStatus {
   /** The key id new ciphertexts are written with (the ring's first). */

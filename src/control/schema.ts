@@ -16,6 +16,7 @@ import {
   text,
   timestamp,
 } from "drizzle-orm/pg-core";
+import { timestamptz } from "./timestamp.ts";
 
 export const TENANT_STATES = [
   "provisioning",
@@ -51,10 +52,14 @@ export const tenants = pgTable(
     /** Migration (DDL) connection string, encrypted (AAD: "migrate:" + tenant id). */
     migrationSecret: text("migration_secret"),
     /** Set while an onboarding run holds the tenant: a second run at once is refused until it ends or lapses. */
+    /**
+     * Kept in Postgres's own text (microseconds included), not `timestamptz`: a run releases the
+     * lease only where it still holds the exact value it set, and milliseconds would never match.
+     */
     onboardingLeaseUntil: timestamp("onboarding_lease_until", { withTimezone: true, mode: "string" }),
-    createdAt: timestamp("created_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
-    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
-    deletedAt: timestamp("deleted_at", { withTimezone: true, mode: "string" }),
+    createdAt: timestamptz("created_at").notNull().default(sql`now()`),
+    updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
+    deletedAt: timestamptz("deleted_at"),
   },
   (t) => [
     index("tenants_status_idx").on(t.status, t.id),
@@ -74,7 +79,7 @@ export const domains = pgTable(
     tenantId: text("tenant_id")
       .notNull()
       .references(() => tenants.id),
-    createdAt: timestamp("created_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
+    createdAt: timestamptz("created_at").notNull().default(sql`now()`),
   },
   (t) => [index("domains_tenant_idx").on(t.tenantId)],
 );
@@ -83,7 +88,7 @@ export const auditLog = pgTable(
   "audit_log",
   {
     id: bigserial("id", { mode: "number" }).primaryKey(),
-    at: timestamp("at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
+    at: timestamptz("at").notNull().default(sql`now()`),
     /** Token subject of the operator (or "system" for cron). */
     actor: text("actor").notNull(),
     action: text("action").notNull(),
@@ -117,9 +122,9 @@ export const migrationRuns = pgTable("migration_runs", {
   phases: integer("phases").notNull(),
   haltReason: text("halt_reason"),
   createdBy: text("created_by").notNull(),
-  createdAt: timestamp("created_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
-  updatedAt: timestamp("updated_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
-  finishedAt: timestamp("finished_at", { withTimezone: true, mode: "string" }),
+  createdAt: timestamptz("created_at").notNull().default(sql`now()`),
+  updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
+  finishedAt: timestamptz("finished_at"),
 });
 
 export const RUN_TENANT_STATES = ["pending", "queued", "running", "done", "failed", "drift", "skipped"] as const;
@@ -144,9 +149,9 @@ export const runTenants = pgTable(
     /** What the migration did or would do (dry run): applied / rolled back names. */
     result: jsonb("result").$type<Record<string, unknown>>(),
     error: text("error"),
-    queuedAt: timestamp("queued_at", { withTimezone: true, mode: "string" }),
-    startedAt: timestamp("started_at", { withTimezone: true, mode: "string" }),
-    finishedAt: timestamp("finished_at", { withTimezone: true, mode: "string" }),
+    queuedAt: timestamptz("queued_at"),
+    startedAt: timestamptz("started_at"),
+    finishedAt: timestamptz("finished_at"),
     durationMs: integer("duration_ms"),
   },
   (t) => [
@@ -178,9 +183,9 @@ export const exportsTable = pgTable(
     rows: bigint("rows", { mode: "number" }),
     error: text("error"),
     createdBy: text("created_by").notNull(),
-    createdAt: timestamp("created_at", { withTimezone: true, mode: "string" }).notNull().defaultNow(),
-    startedAt: timestamp("started_at", { withTimezone: true, mode: "string" }),
-    finishedAt: timestamp("finished_at", { withTimezone: true, mode: "string" }),
+    createdAt: timestamptz("created_at").notNull().default(sql`now()`),
+    startedAt: timestamptz("started_at"),
+    finishedAt: timestamptz("finished_at"),
   },
   (t) => [index("exports_tenant_idx").on(t.tenantId, t.createdAt)],
 );

@@ -8,17 +8,12 @@ import { eq } from "drizzle-orm";
 import { createLocalProvisioner } from "../control/provisioners/local.ts";
 import { createUrlProvisioner } from "../control/provisioners/url.ts";
 import { tenants as tenantsTable } from "../control/schema.ts";
-import {
-  type ControlDeps,
-  controlDb,
-  createTenant,
-  desiredRecords,
-  getTenant,
-  type KvStore,
-  projectTenant,
-  retryOnboarding,
-  tenantConnection,
-} from "../control/service.ts";
+import { createTenant } from "../control/tenants/create.ts";
+import { type ControlDeps, controlDb, type KvStore } from "../control/tenants/deps.ts";
+import { getTenant } from "../control/tenants/lifecycle.ts";
+import { retryOnboarding } from "../control/tenants/onboarding.ts";
+import { desiredRecords, projectTenant } from "../control/tenants/projection.ts";
+import { tenantConnection } from "../control/tenants/secrets.ts";
 import { controlMigrations } from "../generated/control-migrations.ts";
 import { migrations } from "../generated/migrations.ts";
 import { AppError } from "../shared/errors.ts";

@@ -12,13 +12,10 @@ import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import type { KeyStatus, ReencryptReport } from "../../src/control/keys.ts";
 import { tenants } from "../../src/control/schema.ts";
-import {
-  type ControlDeps,
-  createTenant,
-  deleteTenant,
-  migrationAad,
-  suspendTenant,
-} from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
+import type { ControlDeps } from "../../src/control/tenants/deps.ts";
+import { deleteTenant, suspendTenant } from "../../src/control/tenants/lifecycle.ts";
+import { migrationAad } from "../../src/control/tenants/secrets.ts";
 import { decryptSecret, encryptSecret, parseKeyRing, tenantAad } from "../../src/shared/crypto/secrets.ts";
 import { hostKey } from "../../src/shared/tenant-record.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";

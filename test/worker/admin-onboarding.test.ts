@@ -14,13 +14,10 @@ import { eq, sql } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { type Provisioner, ProvisionerError } from "../../src/control/provisioners/types.ts";
 import { tenants } from "../../src/control/schema.ts";
-import {
-  type ControlDeps,
-  createTenant,
-  getTenant,
-  type OnboardingStep,
-  retryOnboarding,
-} from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
+import type { ControlDeps, OnboardingStep } from "../../src/control/tenants/deps.ts";
+import { getTenant } from "../../src/control/tenants/lifecycle.ts";
+import { retryOnboarding } from "../../src/control/tenants/onboarding.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { AppError } from "../../src/shared/errors.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken } from "../../src/shared/tokens.ts";

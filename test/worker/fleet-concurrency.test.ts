@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { dispatch, type FleetDeps, type MigrateMessage } from "../../src/control/fleet/dispatch.ts";
 import { cancelRun } from "../../src/control/fleet/runs.ts";
 import { migrationRuns, runTenants } from "../../src/control/schema.ts";
-import { createTenant } from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
 import { controlDeps, startRunWhenFree } from "./support.ts";
 
 const TAG = `fc${Math.random().toString(36).slice(2, 6)}`;

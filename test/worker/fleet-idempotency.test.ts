@@ -16,7 +16,7 @@ import { type ApplyOutcome, applyTenant } from "../../src/control/fleet/consumer
 import type { FleetDeps, MigrateMessage } from "../../src/control/fleet/dispatch.ts";
 import { cancelRun } from "../../src/control/fleet/runs.ts";
 import { migrationRuns, runTenants, tenants } from "../../src/control/schema.ts";
-import { createTenant } from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { migrateDatabase, rollbackMigrations } from "../../src/shared/migrations.ts";
 import worker from "../../src/worker/index.ts";

@@ -2,7 +2,8 @@ import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { RunProgress } from "../../src/control/fleet/runs.ts";
 import { runTenants, tenants } from "../../src/control/schema.ts";
-import { createTenant, suspendTenant } from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
+import { suspendTenant } from "../../src/control/tenants/lifecycle.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { adminToken, call, controlDeps, cron, migrationSql, settle, sleep, startRun } from "./support.ts";
 

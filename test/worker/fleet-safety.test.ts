@@ -3,7 +3,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { dispatch, type FleetDeps } from "../../src/control/fleet/dispatch.ts";
 import { cancelRun, type RunProgress } from "../../src/control/fleet/runs.ts";
 import { migrationRuns, runTenants } from "../../src/control/schema.ts";
-import { createTenant, suspendTenant } from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
+import { suspendTenant } from "../../src/control/tenants/lifecycle.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import {
   adminToken,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createTenant } from "../../src/control/service.ts";
+import { createTenant } from "../../src/control/tenants/create.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { adminToken, call, controlDeps, json } from "./support.ts";
 

@@ -9,7 +9,7 @@ import { expect, inject } from "vitest";
 import type { FleetDeps } from "../../src/control/fleet/dispatch.ts";
 import { type RunOptions, type RunProgress, startRun as startFleetRun } from "../../src/control/fleet/runs.ts";
 import { tenants as tenantTable } from "../../src/control/schema.ts";
-import { migrationAad } from "../../src/control/service.ts";
+import { migrationAad } from "../../src/control/tenants/secrets.ts";
 import { decryptSecret, parseKeyRing } from "../../src/shared/crypto/secrets.ts";
 import { AppError } from "../../src/shared/errors.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../../src/shared/tokens.ts";

@@ -9,7 +9,8 @@ import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
 import { auditLog, type ExportState, exportsTable, tenants } from "../schema.ts";
-import { type ControlDeps, migrationAad, ring } from "../service.ts";
+import type { ControlDeps } from "../tenants/deps.ts";
+import { migrationAad, ring } from "../tenants/secrets.ts";
 import { type ExportStats, exportDatabase } from "./engine.ts";
 
 export const PART_BYTES = 5 * 1024 * 1024;

@@ -18,7 +18,8 @@ import {
   rollbackMigrations,
 } from "../../shared/migrations.ts";
 import { migrationRuns, runTenants, tenants } from "../schema.ts";
-import { migrationAad, projectTenant, ring } from "../service.ts";
+import { projectTenant } from "../tenants/projection.ts";
+import { migrationAad, ring } from "../tenants/secrets.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "./dispatch.ts";
 
 export type ApplyOutcome = "done" | "failed" | "drift" | "skipped";

@@ -10,7 +10,7 @@
  */
 import { and, count, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { migrationRuns, type RunTenantState, runTenants } from "../schema.ts";
-import type { ControlDeps } from "../service.ts";
+import type { ControlDeps } from "../tenants/deps.ts";
 import { dispatchStep } from "./plan.ts";
 
 /** One tenant's work in one run: the Queue message body. */

@@ -14,7 +14,7 @@ import { and, asc, count, desc, eq, inArray, min, sql } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import type { MigrationBundle } from "../../shared/migrations.ts";
 import { auditLog, migrationRuns, type RunState, type RunTenantState, runTenants, tenants } from "../schema.ts";
-import type { ControlDeps } from "../service.ts";
+import type { ControlDeps } from "../tenants/deps.ts";
 import { dispatch, type FleetDeps, setRun } from "./dispatch.ts";
 import { phaseCount, planPhases, unknownCanaries } from "./plan.ts";
 

@@ -3,7 +3,7 @@ import { createLocalProvisioner } from "../../control/provisioners/local.ts";
 import { createNeonProvisioner } from "../../control/provisioners/neon/provisioner.ts";
 import type { Provisioner, ProvisionerKind } from "../../control/provisioners/types.ts";
 import { createUrlProvisioner } from "../../control/provisioners/url.ts";
-import { type ControlDeps, controlDb } from "../../control/service.ts";
+import { type ControlDeps, controlDb } from "../../control/tenants/deps.ts";
 import { migrations } from "../../generated/migrations.ts";
 import { AppError } from "../../shared/errors.ts";
 import { purgeTenantCache } from "../edge/resolve.ts";

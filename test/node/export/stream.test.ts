@@ -34,7 +34,8 @@ import {
   uploadGzip,
 } from "../../../src/control/export/service.ts";
 import { exportsTable, tenants } from "../../../src/control/schema.ts";
-import { createTenant, tenantConnection } from "../../../src/control/service.ts";
+import { createTenant } from "../../../src/control/tenants/create.ts";
+import { tenantConnection } from "../../../src/control/tenants/secrets.ts";
 import { ensureControlDatabase, memoryKv, seedDeps } from "../../../src/dev/seed.ts";
 import { generateKey } from "../../../src/shared/crypto/secrets.ts";
 import {

@@ -3,7 +3,7 @@
  * tenants:read.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { auditEntries } from "../../../control/service.ts";
+import { auditEntries } from "../../../control/tenants/audit.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps } from "../request-deps.ts";
 import { AuditPage, AuditQuery, json, problems } from "../schemas.ts";

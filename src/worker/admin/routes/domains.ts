@@ -3,7 +3,7 @@
  * change routing, so both need tenants:write.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { addDomain, removeDomain } from "../../../control/service.ts";
+import { addDomain, removeDomain } from "../../../control/tenants/domains.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps } from "../request-deps.ts";
 import { DomainBody, DomainParam, json, problems, SlugParam, Tenant } from "../schemas.ts";

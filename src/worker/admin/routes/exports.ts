@@ -6,7 +6,7 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { getExport, listExports, requestExport, signExportLink } from "../../../control/export/service.ts";
 import { auditLog } from "../../../control/schema.ts";
-import { getTenant } from "../../../control/service.ts";
+import { getTenant } from "../../../control/tenants/lifecycle.ts";
 import { AppError } from "../../../shared/errors.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps, exportDeps } from "../request-deps.ts";

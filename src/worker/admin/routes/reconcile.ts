@@ -4,7 +4,7 @@
  * needs tenants:write.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { reconcile } from "../../../control/service.ts";
+import { reconcile } from "../../../control/tenants/reconcile.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps } from "../request-deps.ts";
 import { json, problems, ReconcileReport } from "../schemas.ts";

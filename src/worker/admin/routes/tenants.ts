@@ -5,15 +5,15 @@
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { finalExport } from "../../../control/export/service.ts";
+import { createTenant } from "../../../control/tenants/create.ts";
 import {
-  createTenant,
   deleteTenant,
   getTenant,
   listTenants,
   resumeTenant,
-  retryOnboarding,
   suspendTenant,
-} from "../../../control/service.ts";
+} from "../../../control/tenants/lifecycle.ts";
+import { retryOnboarding } from "../../../control/tenants/onboarding.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps, exportDeps } from "../request-deps.ts";
 import {

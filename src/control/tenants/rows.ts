@@ -1,0 +1,85 @@
+/**
+ * A tenant's row in the control database and what the admin API shows of it. The reads and the one
+ * write every operation shares live here, so "no such tenant" is always the same 404 and every
+ * update stamps `updated_at`; the view is built in one place so a secret never reaches a response.
+ */
+import { asc, eq } from "drizzle-orm";
+import { AppError } from "../../shared/errors.ts";
+import { domains, type TenantState, tenants } from "../schema.ts";
+import type { ControlDeps } from "./deps.ts";
+
+export type TenantRow = typeof tenants.$inferSelect;
+
+/** What the admin API shows of a tenant: never a secret. */
+export interface TenantView {
+  readonly id: string;
+  readonly slug: string;
+  readonly status: TenantState;
+  readonly region: string;
+  readonly plan: string;
+  readonly provisioner: string;
+  readonly schemaVersion: string | null;
+  readonly domains: string[];
+  readonly failedStep: string | null;
+  readonly failureReason: string | null;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+  readonly deletedAt: string | null;
+}
+
+export function view(row: TenantRow, hostnames: readonly string[]): TenantView {
+  return {
+    id: row.id,
+    slug: row.slug,
+    status: row.status,
+    region: row.region,
+    plan: row.plan,
+    provisioner: row.provisioner,
+    schemaVersion: row.schemaVersion,
+    domains: [...hostnames],
+    failedStep: row.failedStep,
+    failureReason: row.failureReason,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+    deletedAt: row.deletedAt,
+  };
+}
+
+export async function loadBySlug(deps: ControlDeps, slug: string): Promise<TenantRow> {
+  const [row] = await deps.db.select().from(tenants).where(eq(tenants.slug, slug));
+  if (!row) throw new AppError(404, "not_found", "No such tenant.");
+  return row;
+}
+
+export async function domainsOf(deps: ControlDeps, tenantId: string): Promise<string[]> {
+  const rows = await deps.db
+    .select({ hostname: domains.hostname })
+    .from(domains)
+    .where(eq(domains.tenantId, tenantId))
+    .orderBy(asc(domains.hostname));
+  return rows.map((row) => row.hostname);
+}
+
+export async function updateTenant(
+  deps: ControlDeps,
+  id: string,
+  values: Partial<typeof tenants.$inferInsert>,
+): Promise<TenantRow> {
+  const [row] = await deps.db
+    .update(tenants)
+    .set({ ...values, updatedAt: new Date().toISOString() })
+    .where(eq(tenants.id, id))
+    .returning();
+  if (!row) throw new AppError(404, "not_found", "No such tenant.");
+  return row;
+}
+
+/** A Postgres unique violation (23505), optionally of one constraint, however deep the driver wrapped it. */
+export const isUniqueViolation = (error: unknown, constraint?: string): boolean => {
+  let current = error as { code?: unknown; constraint?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; current && depth < 3; depth++) {
+    if (current.code === "23505") return constraint === undefined || current.constraint === constraint;
+    current = current.cause as typeof current;
+  }
+  return false;
+};
