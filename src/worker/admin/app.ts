@@ -7,7 +7,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context, ErrorHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
-import { finalExport, getExport, listExports, requestExport, signExportLink } from "../../control/export/service.ts";
+import { finalExport, getExport, listExports, requestExport } from "../../control/export/service.ts";
 import { cancelRun, fleetStatus, resumeRun, runProgress, startRun } from "../../control/fleet.ts";
 import { keyStatus, reencryptSecrets } from "../../control/keys.ts";
 import { auditLog, TENANT_STATES } from "../../control/schema.ts";
@@ -25,6 +25,7 @@ import {
   suspendTenant,
 } from "../../control/service.ts";
 import { migrations } from "../../generated/migrations.ts";
+import { signExportLink } from "../../shared/crypto/signed-link.ts";
 import { AppError } from "../../shared/errors.ts";
 import { bearerToken, verifyJwt } from "../auth/verify.ts";
 import { exportDepsFrom, fleetDepsFrom } from "../fleet/handlers.ts";
