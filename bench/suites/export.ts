@@ -30,7 +30,7 @@ import vm from "node:vm";
 import { neonConfig } from "@neondatabase/serverless";
 import pg from "pg";
 import { exportDatabase } from "../../src/control/export/engine.ts";
-import { type ExportBucket, PART_BYTES, uploadGzip } from "../../src/control/export/service.ts";
+import { type ExportBucket, PART_BYTES, uploadGzip } from "../../src/control/export/upload.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
 import { type GatewayProcess, startGatewayProcess } from "../gateway-process.ts";
 import {

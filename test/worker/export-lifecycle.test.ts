@@ -29,16 +29,10 @@ import {
 } from "cloudflare:test";
 import { inArray } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  applyRetention,
-  type ExportBucket,
-  type ExportMessage,
-  exportKeys,
-  PART_BYTES,
-  signExportLink,
-  uploadGzip,
-} from "../../src/control/export/service.ts";
+import { applyRetention, type ExportMessage, exportKeys } from "../../src/control/export/service.ts";
+import { type ExportBucket, PART_BYTES, uploadGzip } from "../../src/control/export/upload.ts";
 import { exportsTable } from "../../src/control/schema.ts";
+import { signExportLink } from "../../src/shared/crypto/signed-link.ts";
 import { exportDepsFrom } from "../../src/worker/fleet/handlers.ts";
 import { createLogger } from "../../src/worker/http/log.ts";
 import worker from "../../src/worker/index.ts";

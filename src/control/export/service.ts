@@ -1,9 +1,9 @@
 /**
- * Tenant exports: the engine's SQL, gzip-compressed (CompressionStream) into an R2 multipart upload
- * with equal parts of PART_BYTES (R2 wants every part but the last the same size, ≥ 5 MiB), then a
- * manifest written last. The manifest is what makes an export complete: a reader (the download
- * route, the CLI) never trusts a dump without it, and a failed or interrupted upload is aborted, so
- * it never shows up as an object at all. A retry starts from scratch under the same keys.
+ * Tenant export jobs: an export is requested (on demand, nightly by cron, or inline as the final
+ * export before a delete), recorded in the control database and queued; the consumer runs it
+ * (engine.ts into upload.ts), then writes the manifest last and prunes old exports by retention.
+ * The manifest is what makes an export complete: a reader (the download route, the CLI) never
+ * trusts a dump without it. A retry starts from scratch under the same keys.
  */
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
@@ -12,28 +12,11 @@ import { auditLog, type ExportState, exportsTable, tenants } from "../schema.ts"
 import type { ControlDeps } from "../tenants/deps.ts";
 import { migrationAad, ring } from "../tenants/secrets.ts";
 import { type ExportStats, exportDatabase } from "./engine.ts";
+import { type ExportBucket, uploadGzip } from "./upload.ts";
 
-export const PART_BYTES = 5 * 1024 * 1024;
 export const DEFAULT_RETENTION = 7;
-/** Input written to the compressor between two yields to the event loop (see uploadGzip). */
-const YIELD_BYTES = 1024 * 1024;
 /** A running export older than this is considered interrupted and may be retried. */
 const STALE_RUNNING_MS = 30 * 60_000;
-
-/** The R2 operations exports need (an R2Bucket satisfies it). */
-export interface ExportBucket {
-  createMultipartUpload(
-    key: string,
-    options?: { httpMetadata?: { contentType?: string; contentEncoding?: string } },
-  ): Promise<{
-    uploadPart(partNumber: number, value: ArrayBuffer | Uint8Array): Promise<{ partNumber: number; etag: string }>;
-    complete(parts: { partNumber: number; etag: string }[]): Promise<unknown>;
-    abort(): Promise<void>;
-  }>;
-  put(key: string, value: string, options?: { httpMetadata?: { contentType?: string } }): Promise<unknown>;
-  head(key: string): Promise<unknown | null>;
-  delete(keys: string | string[]): Promise<void>;
-}
 
 export interface ExportMessage {
   readonly kind: "export";
@@ -74,111 +57,6 @@ export const exportKeys = (tenantId: string, exportId: string) => ({
 
 const newExportId = () =>
   `exp_${Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
-
-/**
- * Streams `chunks` gzip-compressed into `key` as a multipart upload of equal PART_BYTES parts.
- * Memory: one part buffer plus what the compressor holds. Aborts the upload on any failure.
- *
- * Backpressure is explicit: CompressionStream's writable side accepts input whether or not its
- * output is read (in Node and in workerd alike), so piping the source through it read the whole
- * dump into memory ahead of the uploads. Instead no input is written while a part is being
- * uploaded, and every YIELD_BYTES of input the producer waits for the output to be consumed.
- */
-export async function uploadGzip(
-  bucket: ExportBucket,
-  key: string,
-  chunks: AsyncIterable<string>,
-  options: { partBytes?: number; afterPart?: ((partNumber: number) => Promise<void> | void) | undefined } = {},
-): Promise<{ bytes: number; parts: number }> {
-  const partBytes = options.partBytes ?? PART_BYTES;
-  const upload = await bucket.createMultipartUpload(key, { httpMetadata: { contentType: "application/gzip" } });
-  const parts: { partNumber: number; etag: string }[] = [];
-  let buffer = new Uint8Array(partBytes);
-  let filled = 0;
-  let total = 0;
-  /** The part upload in flight, if any: the producer waits for it. */
-  let uploading: Promise<void> | undefined;
-  let failure: { error: unknown } | undefined;
-  const flush = async (size: number) => {
-    const partNumber = parts.length + 1;
-    parts.push(await upload.uploadPart(partNumber, buffer.slice(0, size)));
-    await options.afterPart?.(partNumber);
-    buffer = new Uint8Array(partBytes);
-    filled = 0;
-  };
-  let sinkWrites = 0;
-  const sink = new WritableStream<Uint8Array>({
-    async write(value) {
-      sinkWrites += 1;
-      let offset = 0;
-      while (offset < value.length) {
-        const take = Math.min(partBytes - filled, value.length - offset);
-        buffer.set(value.subarray(offset, offset + take), filled);
-        filled += take;
-        offset += take;
-        total += take;
-        if (filled === partBytes) {
-          uploading = flush(partBytes);
-          try {
-            await uploading;
-          } catch (error) {
-            failure ??= { error };
-            throw error;
-          } finally {
-            uploading = undefined;
-          }
-        }
-      }
-    },
-  });
-  const compressor = new CompressionStream("gzip");
-  const piped = compressor.readable.pipeTo(sink);
-  // Rejects as soon as the output side fails, so the producer never waits on a dead compressor.
-  const outputFailed = piped.then(
-    () => new Promise<never>(() => undefined),
-    (error: unknown) => {
-      throw failure?.error ?? error;
-    },
-  );
-  outputFailed.catch(() => undefined);
-  const writer = compressor.writable.getWriter();
-  const encoder = new TextEncoder();
-  let sinceYield = 0;
-  let writing: Promise<void> | undefined;
-  try {
-    for await (const text of chunks) {
-      while (uploading) await Promise.race([uploading, outputFailed]);
-      if (!text) continue;
-      const bytes = encoder.encode(text);
-      // One write in flight: Node compresses on another thread, so the next chunk is made meanwhile.
-      if (writing) await Promise.race([writing, outputFailed]);
-      writing = writer.write(bytes);
-      writing.catch(() => undefined);
-      // workerd hands the compressed output on in later tasks: every YIELD_BYTES of input, wait
-      // until a task passes with the sink idle (output consumed, no upload in flight), so at most
-      // ~YIELD_BYTES of input is compressed and unread at any time.
-      sinceYield += bytes.length;
-      if (sinceYield >= YIELD_BYTES) {
-        sinceYield = 0;
-        for (let seen = -1; seen !== sinkWrites || uploading; ) {
-          seen = sinkWrites;
-          if (uploading) await Promise.race([uploading, outputFailed]);
-          await Promise.race([new Promise((resolve) => setTimeout(resolve, 0)), outputFailed]);
-        }
-      }
-    }
-    if (writing) await Promise.race([writing, outputFailed]);
-    await Promise.race([writer.close(), outputFailed]);
-    await piped;
-    if (filled > 0 || parts.length === 0) await flush(filled);
-    await upload.complete(parts);
-    return { bytes: total, parts: parts.length };
-  } catch (error) {
-    await writer.abort(error).catch(() => undefined);
-    await upload.abort().catch(() => undefined);
-    throw failure?.error ?? error;
-  }
-}
 
 async function audit(
   deps: ControlDeps,
@@ -428,63 +306,4 @@ export async function finalExport(deps: ExportDeps, slug: string): Promise<Expor
     });
   }
   return result;
-}
-
-// ---- Signed download links (HMAC-SHA256, expiry), verified on the tenant's own host. ----
-
-const encoder = new TextEncoder();
-
-async function hmac(secret: string, message: string): Promise<Uint8Array> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-    "sign",
-  ]);
-  return new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(message)));
-}
-
-const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-
-/** What the signature covers: tenant, export and expiry, so a link works for one tenant's host only. */
-const signedMessage = (tenantId: string, exportId: string, expires: number) =>
-  `tenantry-export:v1:${tenantId}:${exportId}:${expires}`;
-
-export async function signExportLink(
-  secret: string,
-  tenantId: string,
-  exportId: string,
-  expires: number,
-): Promise<string> {
-  return hex(await hmac(secret, signedMessage(tenantId, exportId, expires)));
-}
-
-export type LinkCheck = { ok: true } | { ok: false; reason: "malformed" | "expired" | "bad_signature" };
-
-/** Constant-time check (digests of equal length compared with timingSafeEqual where available). */
-export async function verifyExportLink(
-  secret: string,
-  tenantId: string,
-  exportId: string,
-  expires: string | undefined,
-  signature: string | undefined,
-  now = Date.now(),
-): Promise<LinkCheck> {
-  if (
-    !expires ||
-    !signature ||
-    !/^\d{1,13}$/.test(expires) ||
-    !/^[0-9a-f]{64}$/.test(signature) ||
-    !/^exp_[0-9a-f]{16}$/.test(exportId)
-  ) {
-    return { ok: false, reason: "malformed" };
-  }
-  const expected = await hmac(secret, signedMessage(tenantId, exportId, Number(expires)));
-  const given = new Uint8Array(signature.match(/../g)?.map((h) => Number.parseInt(h, 16)) ?? []);
-  const subtle = crypto.subtle as typeof crypto.subtle & {
-    timingSafeEqual?: (a: ArrayBufferView, b: ArrayBufferView) => boolean;
-  };
-  const same = subtle.timingSafeEqual
-    ? subtle.timingSafeEqual(expected, given)
-    : expected.length === given.length && expected.every((b, i) => (b ^ (given[i] ?? 0)) === 0);
-  if (!same) return { ok: false, reason: "bad_signature" };
-  if (Number(expires) * 1000 < now) return { ok: false, reason: "expired" };
-  return { ok: true };
 }

@@ -5,7 +5,8 @@
  * (written last) is served: a half-done export is never downloadable.
  */
 import { createMiddleware } from "hono/factory";
-import { exportKeys, verifyExportLink } from "../../control/export/service.ts";
+import { exportKeys } from "../../control/export/service.ts";
+import { verifyExportLink } from "../../shared/crypto/signed-link.ts";
 import { AppError } from "../../shared/errors.ts";
 import type { AppEnv } from "../types.ts";
 

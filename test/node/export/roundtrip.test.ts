@@ -18,7 +18,7 @@ import { promisify } from "node:util";
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
-import { type ExportBucket, uploadGzip } from "../../../src/control/export/service.ts";
+import { type ExportBucket, uploadGzip } from "../../../src/control/export/upload.ts";
 import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
 
 const run = promisify(execFile);

@@ -24,15 +24,13 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
 import {
-  type ExportBucket,
   type ExportDeps,
   exportKeys,
   getExport,
   type Manifest,
-  PART_BYTES,
   runExport,
-  uploadGzip,
 } from "../../../src/control/export/service.ts";
+import { type ExportBucket, PART_BYTES, uploadGzip } from "../../../src/control/export/upload.ts";
 import { exportsTable, tenants } from "../../../src/control/schema.ts";
 import { createTenant } from "../../../src/control/tenants/create.ts";
 import { tenantConnection } from "../../../src/control/tenants/secrets.ts";

@@ -4,9 +4,10 @@
  * link is audited: it hands the data out). All of it needs exports:read.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { getExport, listExports, requestExport, signExportLink } from "../../../control/export/service.ts";
+import { getExport, listExports, requestExport } from "../../../control/export/service.ts";
 import { auditLog } from "../../../control/schema.ts";
 import { getTenant } from "../../../control/tenants/lifecycle.ts";
+import { signExportLink } from "../../../shared/crypto/signed-link.ts";
 import { AppError } from "../../../shared/errors.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps, exportDeps } from "../request-deps.ts";

@@ -1,0 +1,107 @@
+/**
+ * DDL rendering: the dump's SQL text apart from the data lines, as pure functions from catalog
+ * values (catalog.ts) to statements, no I/O. Kept apart from the catalog queries so the text a
+ * restore runs can be read, and unit-tested, without a database: every name is quoted (quote.ts),
+ * and fragments Postgres already rendered (defaults, checks, index and view definitions) are
+ * written as Postgres gave them. Each function returns one statement with its newline, in the
+ * order engine.ts writes them (see there for why that order restores).
+ */
+import type {
+  Column,
+  CompositeType,
+  Constraint,
+  Domain,
+  EnumType,
+  Sequence,
+  ServerMeta,
+  Table,
+  View,
+} from "./catalog.ts";
+import { ident, literal, qualified } from "./quote.ts";
+
+/**
+ * The dump's header: where it came from, how to restore it, and the session settings a restore
+ * needs (the search_path emptied, as pg_dump does, so every name in the dump is qualified), then
+ * the transaction the whole restore runs in.
+ */
+export function preamble(meta: ServerMeta | undefined, schemaVersion: string | null): string {
+  return `-- Tenantry export of database ${meta?.db ?? "?"} (Postgres ${meta?.version ?? "?"}), schema version ${schemaVersion ?? "none"}
+-- Restore into an empty database:  gunzip -c dump.sql.gz | psql -v ON_ERROR_STOP=1 -d <database>
+SET statement_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SET check_function_bodies = false;
+SET client_min_messages = warning;
+SELECT pg_catalog.set_config('search_path', '', false);
+BEGIN;
+
+`;
+}
+
+export const createSchema = (name: string) => `CREATE SCHEMA IF NOT EXISTS ${ident(name)};\n`;
+
+export const createEnum = (e: EnumType) => `CREATE TYPE ${qualified(e.schema, e.name)} AS ENUM (${e.labels ?? ""});\n`;
+
+export const createDomain = (d: Domain) =>
+  `CREATE DOMAIN ${qualified(d.schema, d.name)} AS ${d.base}${d.default !== null ? ` DEFAULT ${d.default}` : ""}${d.notNull ? " NOT NULL" : ""}${d.checks ? ` ${d.checks}` : ""};\n`;
+
+export const createComposite = (c: CompositeType) =>
+  `CREATE TYPE ${qualified(c.schema, c.name)} AS (${c.attrs ?? ""});\n`;
+
+export const createSequence = (s: Sequence) =>
+  `CREATE SEQUENCE ${qualified(s.schema, s.name)} AS ${s.type} START WITH ${s.start} INCREMENT BY ${s.increment} MINVALUE ${s.min} MAXVALUE ${s.max} CACHE ${s.cache}${s.cycle ? " CYCLE" : ""};\n`;
+
+/**
+ * A column's definition: a stored generated column keeps its expression, an identity column its
+ * kind (its sequence comes with it, set later by setIdentityValue), any other column its default.
+ * Constraints other than NOT NULL are added after the data (see addConstraint).
+ */
+function columnDefinition(c: Column): string {
+  let def = `    ${ident(c.name)} ${c.type}`;
+  if (c.collation) def += ` COLLATE ${c.collation}`;
+  if (c.generated === "s" && c.default !== null) def += ` GENERATED ALWAYS AS (${c.default}) STORED`;
+  else if (c.identity === "a" || c.identity === "d")
+    def += ` GENERATED ${c.identity === "a" ? "ALWAYS" : "BY DEFAULT"} AS IDENTITY`;
+  else if (c.default !== null) def += ` DEFAULT ${c.default}`;
+  if (c.notNull) def += " NOT NULL";
+  return def;
+}
+
+export const createTable = (table: Table) =>
+  `\nCREATE TABLE ${qualified(table.schema, table.name)} (\n${table.columns.map(columnDefinition).join(",\n")}\n);\n`;
+
+/** `ALTER SEQUENCE … OWNED BY`, for a sequence a column owns (a serial); undefined otherwise. */
+export function sequenceOwnedBy(s: Sequence): string | undefined {
+  if (!s.ownerTable || !s.ownerColumn) return undefined;
+  return `ALTER SEQUENCE ${qualified(s.schema, s.name)} OWNED BY ${s.ownerTable}.${ident(s.ownerColumn)};\n`;
+}
+
+/** The line that opens a table's data block; `columns` are the ones its COPY lines carry. */
+export const copyStart = (table: Table, columns: readonly Column[]) =>
+  `\nCOPY ${qualified(table.schema, table.name)} (${columns.map((c) => ident(c.name)).join(", ")}) FROM stdin;\n`;
+
+/** The line that closes a data block. */
+export const COPY_END = "\\.\n";
+
+/** Where the sequence was, so the next value restores the same; undefined for one never called. */
+export function setSequenceValue(s: Sequence): string | undefined {
+  if (s.last === null) return undefined;
+  return `SELECT pg_catalog.setval(${literal(qualified(s.schema, s.name))}, ${s.last}, true);\n`;
+}
+
+/** The same for an identity column's sequence, which has no name of its own in the dump. */
+export const setIdentityValue = (table: Table, column: Column, last: string) =>
+  `SELECT pg_catalog.setval(pg_get_serial_sequence(${literal(qualified(table.schema, table.name))}, ${literal(column.name)}), ${last}, true);\n`;
+
+export const addConstraint = (c: Constraint) =>
+  `ALTER TABLE ONLY ${qualified(c.schema, c.table)} ADD CONSTRAINT ${ident(c.name)} ${c.def};\n`;
+
+/** pg_get_indexdef's text, which is already a complete, qualified statement. */
+export const createIndex = (def: string) => `${def};\n`;
+
+/** pg_get_viewdef's text as the view's query (without the semicolon it may end with). */
+export const createView = (v: View) =>
+  `CREATE VIEW ${qualified(v.schema, v.name)} AS\n${v.def.trimEnd().replace(/;$/, "")};\n`;
+
+/** The end of the restore's transaction: nothing is visible in the target until here. */
+export const COMMIT = "\nCOMMIT;\n";
