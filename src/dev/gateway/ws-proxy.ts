@@ -9,9 +9,9 @@
  * refusal before the upgrade is a JSON body `{message, code}` like the HTTP endpoint's.
  */
 import { type IncomingMessage, type Server, STATUS_CODES } from "node:http";
+import { createRequire } from "node:module";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { WebSocketServer } from "ws";
 import { checkUpgrade, type HandshakeResult, type Refusal, WS_PATH, type WsTarget } from "./ws-handshake.ts";
 import { CLOSE, pipeSession, type Session } from "./ws-session.ts";
 
@@ -37,6 +37,14 @@ interface ProxyContext {
   readonly allowedHosts: ReadonlySet<string> | "any";
   readonly log: (line: string) => void;
 }
+
+/**
+ * `ws` loaded through Node's own resolution: its package maps the "browser" condition to a stub
+ * that throws, and the Worker test project's global setup (which starts this gateway) resolves
+ * imports with that condition.
+ */
+const { WebSocketServer } = createRequire(import.meta.url)("ws") as typeof import("ws");
+type WebSocketServer = import("ws").WebSocketServer;
 
 const MiB = 1024 * 1024;
 const SHUTTING_DOWN: Refusal = { status: 503, code: "57P01", message: "the gateway is shutting down" };

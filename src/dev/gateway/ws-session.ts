@@ -8,7 +8,7 @@
  * side ends first ends the other, with a WebSocket close code that says why (RFC 6455 §7.4).
  */
 import type { Socket } from "node:net";
-import WebSocket, { type RawData } from "ws";
+import type { RawData, WebSocket } from "ws";
 import { checkStartupPacket } from "./pg-startup.ts";
 
 /** Close codes the gateway sends; 1009 (frame too large) is sent by `ws` itself. */
@@ -63,8 +63,8 @@ export function pipeSession(ws: WebSocket, tcp: Socket, options: SessionOptions)
     ended = true;
     clearTimeout(idle);
     tcp.destroy();
-    if (ws.readyState === WebSocket.OPEN) ws.close(code, reasonText(reason));
-    if (ws.readyState !== WebSocket.CLOSED) setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    if (ws.readyState === ws.OPEN) ws.close(code, reasonText(reason));
+    if (ws.readyState !== ws.CLOSED) setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
     options.onEnd(code, reason);
   }
 
