@@ -4,7 +4,8 @@
  * It speaks what `@neondatabase/serverless` `neon()` sends (POST /sql, see NEON-HTTP.md) and runs
  * each request on a real Postgres through `pg` pools, so Worker code is identical in production,
  * in `wrangler dev` and in tests. User, password and database come from the connection string the
- * client sends and are checked by Postgres itself.
+ * client sends and are checked by Postgres itself. The same port serves Neon's WebSocket protocol
+ * on `/v2` for `Pool` and `Client` sessions (ws-proxy.ts).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -24,8 +25,10 @@ import {
   shapeResult,
   type Target,
 } from "./protocol.ts";
+import { WS_PATH } from "./ws-handshake.ts";
+import { attachWebSocketProxy, type WebSocketProxyOptions } from "./ws-proxy.ts";
 
-export interface GatewayOptions extends Partial<PoolLimits> {
+export interface GatewayOptions extends Partial<PoolLimits>, WebSocketProxyOptions {
   /** Listen address; default 127.0.0.1. */
   readonly host?: string;
   /** Listen port; default 4444, 0 for any free port. */
@@ -45,8 +48,10 @@ export interface GatewayOptions extends Partial<PoolLimits> {
 export interface Gateway {
   /** The URL to give `neonConfig.fetchEndpoint`, e.g. `http://127.0.0.1:4444/sql`. */
   readonly url: string;
+  /** The value to give `neonConfig.wsProxy`, e.g. `127.0.0.1:4444/v2`. */
+  readonly wsProxy: string;
   readonly port: number;
-  stats(): PoolStats & { readonly inFlight: number; readonly requests: number };
+  stats(): PoolStats & { readonly inFlight: number; readonly requests: number; readonly sessions: number };
   /** Stops accepting, lets in-flight queries finish (up to the drain timeout), closes pools. */
   close(): Promise<void>;
 }
@@ -194,6 +199,17 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       send(response, 200, { ok: !draining, inFlight, ...pools.stats() });
       return;
     }
+    if (path === WS_PATH) {
+      send(
+        response,
+        426,
+        { message: `${WS_PATH} is a WebSocket endpoint: upgrade to websocket`, code: "08P01" },
+        {
+          upgrade: "websocket",
+        },
+      );
+      return;
+    }
     if (path !== "/sql") {
       send(response, 404, {
         message: `no route ${request.method} ${path}: the gateway serves POST /sql`,
@@ -242,6 +258,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   server.headersTimeout = 30_000;
   server.requestTimeout = 0;
   server.keepAliveTimeout = 5_000;
+  const wsProxy = attachWebSocketProxy(server, options, { allowedHosts: allowed, log });
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -255,11 +272,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   return {
     url: `http://${host}:${address.port}/sql`,
+    wsProxy: `${host}:${address.port}${WS_PATH}`,
     port: address.port,
-    stats: () => ({ ...pools.stats(), inFlight, requests }),
+    stats: () => ({ ...pools.stats(), inFlight, requests, sessions: wsProxy.sessions() }),
     async close() {
       if (draining) return;
       draining = true;
+      // Sessions have no natural end to wait for: they are closed (1001) at once.
+      const sessionsClosed = wsProxy.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       if (inFlight > 0) {
@@ -273,6 +293,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         clearTimeout(timer);
       }
       server.closeAllConnections();
+      await sessionsClosed;
       await pools.close();
       await closed;
     },
