@@ -6,38 +6,11 @@
 import { neon, Pool } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, dropTestDatabase, type TestDatabase } from "../support.ts";
+import { EVERY_TYPE, EVERY_TYPE_DDL, INSERT_EVERY_TYPE } from "./every-type.ts";
 import { useGatewayWebSockets } from "./ws-support.ts";
 
 let db: TestDatabase;
 let pool: Pool;
-
-const TRICKY_TEXT = "héllo 🌍 ünïcödé\ttab\nnew line\\back\\slash 'quote' \"dq\" \\N \\.";
-
-/** The same values the HTTP conformance suite inserts, one per column type. */
-const EVERY_TYPE: unknown[] = [
-  -32768,
-  2147483647,
-  "9223372036854775807",
-  "12345678901234567890.123456789012345678901234567890",
-  "NaN",
-  "-Infinity",
-  true,
-  TRICKY_TEXT,
-  "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-  "2024-02-29",
-  "2024-02-29 13:14:15.123456",
-  new Date("2024-02-29T12:00:00.5Z"),
-  "1 year 2 mons 3 days 04:05:06.789",
-  { nested: { a: [1, "two", null] }, "key with space": true },
-  { z: 1, a: "ü", arr: [1.5, false] },
-  Buffer.from([0, 1, 2, 254, 255, 92]),
-  [1, -2, 2147483647],
-  ["a,b", 'q"uote', "back\\slash", "", null, "{brace}", "NULL"],
-  "happy",
-];
-
-const INSERT = `INSERT INTO everything (i2, i4, i8, num, f4, f8, b, t, u, d, ts, tstz, iv, j, jb, by, ia, ta, m)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) RETURNING *`;
 
 interface Case {
   readonly name: string;
@@ -46,7 +19,7 @@ interface Case {
 }
 
 const CASES: readonly Case[] = [
-  { name: "insert of every type, returning *", text: INSERT, params: EVERY_TYPE },
+  { name: "insert of every type, returning *", text: INSERT_EVERY_TYPE, params: EVERY_TYPE },
   { name: "select of every column", text: "SELECT * FROM everything ORDER BY id" },
   {
     name: "parameters cast on the server",
@@ -86,13 +59,7 @@ beforeAll(async () => {
   useGatewayWebSockets();
   db = await createTestDatabase("wspar");
   pool = new Pool({ connectionString: db.url, max: 2 });
-  await pool.query("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
-  await pool.query(`CREATE TABLE everything (
-    id serial PRIMARY KEY,
-    i2 int2, i4 int4, i8 int8, num numeric, f4 float4, f8 float8, b bool, t text, u uuid,
-    d date, ts timestamp, tstz timestamptz, iv interval, j json, jb jsonb, by bytea,
-    ia int4[], ta text[], m mood
-  )`);
+  for (const statement of EVERY_TYPE_DDL) await pool.query(statement);
 });
 
 afterAll(async () => {
