@@ -6,6 +6,7 @@
  * it never shows up as an object at all. A retry starts from scratch under the same keys.
  */
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
+import { constantTimeEqual } from "../../shared/crypto/equal.ts";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
 import { auditLog, type ExportState, exportsTable, tenants } from "../schema.ts";
@@ -457,7 +458,7 @@ export async function signExportLink(
 
 export type LinkCheck = { ok: true } | { ok: false; reason: "malformed" | "expired" | "bad_signature" };
 
-/** Constant-time check (digests of equal length compared with timingSafeEqual where available). */
+/** Constant-time check (shared/crypto/equal.ts). */
 export async function verifyExportLink(
   secret: string,
   tenantId: string,
@@ -477,13 +478,7 @@ export async function verifyExportLink(
   }
   const expected = await hmac(secret, signedMessage(tenantId, exportId, Number(expires)));
   const given = new Uint8Array(signature.match(/../g)?.map((h) => Number.parseInt(h, 16)) ?? []);
-  const subtle = crypto.subtle as typeof crypto.subtle & {
-    timingSafeEqual?: (a: ArrayBufferView, b: ArrayBufferView) => boolean;
-  };
-  const same = subtle.timingSafeEqual
-    ? subtle.timingSafeEqual(expected, given)
-    : expected.length === given.length && expected.every((b, i) => (b ^ (given[i] ?? 0)) === 0);
-  if (!same) return { ok: false, reason: "bad_signature" };
+  if (!constantTimeEqual(expected, given)) return { ok: false, reason: "bad_signature" };
   if (Number(expires) * 1000 < now) return { ok: false, reason: "expired" };
   return { ok: true };
 }
