@@ -4,9 +4,10 @@
  * The contract is Neon's `wsproxy` (see `@neondatabase/serverless` CONFIG.md, `wsProxy`): with
  * `neonConfig.wsProxy = "127.0.0.1:4444/v2"` the driver opens `ws://127.0.0.1:4444/v2?address=HOST:PORT`
  * and speaks the Postgres wire protocol inside binary frames. The upgrade is checked like the HTTP
- * endpoint: the target must be loopback unless allowed, and a non-loopback `Origin` or `Host` is
- * refused so that a web page (or a DNS-rebound name) cannot reach local databases through a browser.
+ * endpoint: the target must be loopback unless allowed, and the `Host` and `Origin` pass the same
+ * browser policy as `/sql` (browser-policy.ts), so a web page or a DNS-rebound name cannot open a session.
  */
+import { type BrowserPolicy, checkBrowserAccess } from "./browser-policy.ts";
 import { isLoopbackHost } from "./protocol.ts";
 
 /** The path the driver's default `wsProxy` shape ends with. */
@@ -37,24 +38,6 @@ function first(value: HeaderValue): string | undefined {
 
 function refuse(status: number, code: string, message: string): HandshakeResult {
   return { ok: false, status, code, message };
-}
-
-/** The host part of a `Host` header (`name`, `name:port`, `[v6]:port`). */
-function hostOfHostHeader(value: string): string {
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(value);
-  if (bracketed?.[1]) return bracketed[1];
-  return value.replace(/:\d+$/, "");
-}
-
-/** An `Origin` is acceptable when absent (non-browser clients) or naming a loopback host. */
-export function isLoopbackOrigin(origin: string | undefined): boolean {
-  if (origin === undefined) return true;
-  try {
-    return isLoopbackHost(new URL(origin).hostname.replace(/^\[(.*)\]$/, "$1"));
-  } catch {
-    // "null" (sandboxed frames, file://) and garbage: not a page we can vouch for.
-    return false;
-  }
 }
 
 /** Parses `HOST:PORT` (IPv6 in brackets) from the `address` query parameter. */
@@ -97,6 +80,7 @@ export function checkUpgrade(
   requestUrl: string,
   headers: Readonly<Record<string, HeaderValue>>,
   allowedHosts: ReadonlySet<string> | "any",
+  policy: BrowserPolicy,
 ): HandshakeResult {
   const url = new URL(requestUrl, "http://gateway.invalid");
   if (url.pathname !== WS_PATH) {
@@ -104,12 +88,13 @@ export function checkUpgrade(
   }
   const shape = checkHandshakeShape(method, headers);
   if (shape) return { ok: false, ...shape };
-  const host = first(headers.host);
-  if (host !== undefined && !isLoopbackHost(hostOfHostHeader(host))) {
-    return refuse(403, "28000", `Host ${host} is not a loopback name: the gateway answers loopback names only`);
-  }
-  if (!isLoopbackOrigin(first(headers.origin))) {
-    return refuse(403, "28000", "cross-origin WebSocket refused: only loopback origins may open a session");
+  const access = checkBrowserAccess(policy, first(headers.host), first(headers.origin));
+  if (!access.ok) {
+    return refuse(
+      403,
+      "28000",
+      `refused: ${access.reason} (the gateway answers loopback names and allowed origins only)`,
+    );
   }
   const target = parseAddress(url.searchParams.get("address"));
   if (!target) {

@@ -12,6 +12,7 @@ import { type IncomingMessage, type Server, STATUS_CODES } from "node:http";
 import { createRequire } from "node:module";
 import { connect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import type { BrowserPolicy } from "./browser-policy.ts";
 import { checkUpgrade, type HandshakeResult, type Refusal, WS_PATH, type WsTarget } from "./ws-handshake.ts";
 import { CLOSE, pipeSession, type Session } from "./ws-session.ts";
 
@@ -35,6 +36,8 @@ export interface WebSocketProxy {
 
 interface ProxyContext {
   readonly allowedHosts: ReadonlySet<string> | "any";
+  /** The HTTP endpoint's Host/Origin rules, applied to the upgrade request too. */
+  readonly policy: BrowserPolicy;
   readonly log: (line: string) => void;
 }
 
@@ -109,7 +112,7 @@ class SessionHost implements WebSocketProxy {
   private admit(request: IncomingMessage): HandshakeResult {
     if (this.closing) return { ok: false, ...SHUTTING_DOWN };
     const { method = "GET", url = "/", headers } = request;
-    const verdict = checkUpgrade(method, url, headers, this.context.allowedHosts);
+    const verdict = checkUpgrade(method, url, headers, this.context.allowedHosts, this.context.policy);
     const max = this.options.maxSessions ?? 100;
     if (verdict.ok && this.sessions() >= max) {
       return { ok: false, status: 503, code: "53300", message: `too many sessions (max ${max})` };

@@ -3,8 +3,9 @@
  * check and the driver settings derived from the environment. No I/O.
  */
 import { describe, expect, it } from "vitest";
+import { browserPolicy } from "../../../src/dev/gateway/browser-policy.ts";
 import { checkStartupPacket } from "../../../src/dev/gateway/pg-startup.ts";
-import { checkUpgrade, isLoopbackOrigin, parseAddress } from "../../../src/dev/gateway/ws-handshake.ts";
+import { checkUpgrade, parseAddress } from "../../../src/dev/gateway/ws-handshake.ts";
 import { localNeonSettings, wsProxyFor } from "../../../src/shared/neon-local.ts";
 
 const HANDSHAKE = {
@@ -15,14 +16,15 @@ const HANDSHAKE = {
   "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
 };
 const LOOPBACK_ONLY: ReadonlySet<string> = new Set();
+const POLICY = browserPolicy([], undefined);
 
 describe("checkUpgrade", () => {
   it("accepts the driver's request and names the target", () => {
-    expect(checkUpgrade("GET", "/v2?address=127.0.0.1:5432", HANDSHAKE, LOOPBACK_ONLY)).toEqual({
+    expect(checkUpgrade("GET", "/v2?address=127.0.0.1:5432", HANDSHAKE, LOOPBACK_ONLY, POLICY)).toEqual({
       ok: true,
       target: { host: "127.0.0.1", port: 5432, label: "127.0.0.1:5432" },
     });
-    expect(checkUpgrade("GET", "/v2?address=[::1]:6543", HANDSHAKE, LOOPBACK_ONLY)).toMatchObject({
+    expect(checkUpgrade("GET", "/v2?address=[::1]:6543", HANDSHAKE, LOOPBACK_ONLY, POLICY)).toMatchObject({
       ok: true,
       target: { host: "::1", port: 6543 },
     });
@@ -39,17 +41,20 @@ describe("checkUpgrade", () => {
     ["no address", "GET", "/v2", {}, 400],
     ["a non-loopback target", "GET", "/v2?address=10.0.0.5:5432", {}, 403],
   ] as const)("refuses %s", (_name, method, url, headers, status) => {
-    expect(checkUpgrade(method, url, { ...HANDSHAKE, ...headers }, LOOPBACK_ONLY)).toMatchObject({ ok: false, status });
+    expect(checkUpgrade(method, url, { ...HANDSHAKE, ...headers }, LOOPBACK_ONLY, POLICY)).toMatchObject({
+      ok: false,
+      status,
+    });
   });
 
   it("forwards to configured hosts, or anywhere when told", () => {
     const url = "/v2?address=db.internal:5432";
-    expect(checkUpgrade("GET", url, HANDSHAKE, new Set(["db.internal"])).ok).toBe(true);
-    expect(checkUpgrade("GET", url, HANDSHAKE, "any").ok).toBe(true);
+    expect(checkUpgrade("GET", url, HANDSHAKE, new Set(["db.internal"]), POLICY).ok).toBe(true);
+    expect(checkUpgrade("GET", url, HANDSHAKE, "any", POLICY).ok).toBe(true);
   });
 });
 
-describe("parseAddress and isLoopbackOrigin", () => {
+describe("parseAddress and the browser policy on upgrades", () => {
   it.each([null, "", "host", "host:", "host:0", "host:65536", "a:b:5432", "[::1]", "host:5432/x"])(
     "refuses the address %s",
     (value) => {
@@ -65,9 +70,13 @@ describe("parseAddress and isLoopbackOrigin", () => {
       "http://[::1]:3000",
       "http://a.localhost",
     ])
-      expect(isLoopbackOrigin(origin)).toBe(true);
+      expect(
+        checkUpgrade("GET", "/v2?address=127.0.0.1:5432", { ...HANDSHAKE, origin }, LOOPBACK_ONLY, POLICY).ok,
+      ).toBe(true);
     for (const origin of ["https://evil.example", "null", "http://127.0.0.1.evil.example"])
-      expect(isLoopbackOrigin(origin)).toBe(false);
+      expect(
+        checkUpgrade("GET", "/v2?address=127.0.0.1:5432", { ...HANDSHAKE, origin }, LOOPBACK_ONLY, POLICY),
+      ).toMatchObject({ ok: false, status: 403 });
   });
 });
 
