@@ -15,7 +15,8 @@ export const controlMigrations: MigrationBundle = [
       "CREATE INDEX \"tenants_status_idx\" ON \"tenants\" USING btree (\"status\",\"id\");",
       "CREATE INDEX \"tenants_region_idx\" ON \"tenants\" USING btree (\"region\",\"id\");"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0001_fleet",
@@ -27,7 +28,8 @@ export const controlMigrations: MigrationBundle = [
       "ALTER TABLE \"run_tenants\" ADD CONSTRAINT \"run_tenants_tenant_id_tenants_id_fk\" FOREIGN KEY (\"tenant_id\") REFERENCES \"public\".\"tenants\"(\"id\") ON DELETE no action ON UPDATE no action;",
       "CREATE INDEX \"run_tenants_phase_idx\" ON \"run_tenants\" USING btree (\"run_id\",\"phase\",\"status\");"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0002_exports",
@@ -37,7 +39,8 @@ export const controlMigrations: MigrationBundle = [
       "ALTER TABLE \"exports\" ADD CONSTRAINT \"exports_tenant_id_tenants_id_fk\" FOREIGN KEY (\"tenant_id\") REFERENCES \"public\".\"tenants\"(\"id\") ON DELETE no action ON UPDATE no action;",
       "CREATE INDEX \"exports_tenant_idx\" ON \"exports\" USING btree (\"tenant_id\",\"created_at\");"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0003_onboarding_lease",
@@ -45,6 +48,7 @@ export const controlMigrations: MigrationBundle = [
     "statements": [
       "ALTER TABLE \"tenants\" ADD COLUMN \"onboarding_lease_until\" timestamp with time zone;"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   }
 ];

@@ -149,14 +149,16 @@ async function migrate(deps: FleetDeps, run: Run, tenant: Tenant | undefined): P
         steps: run.steps ?? 1,
         from: tenant.schemaVersion,
         dryRun: run.dryRun,
+        lock: deps.migrationLocks,
       });
       result = { rolledBack: rolled.rolledBack, dryRun: run.dryRun };
       toVersion = rolled.version;
     } else {
       const target = run.target ?? undefined;
+      const options = { lock: deps.migrationLocks };
       const applied = run.dryRun
-        ? await dryRunMigrations(db, deps.tenantBundle, target)
-        : await migrateDatabase(db, deps.tenantBundle, target);
+        ? await dryRunMigrations(db, deps.tenantBundle, target, options)
+        : await migrateDatabase(db, deps.tenantBundle, target, options);
       result = { applied: applied.applied, dryRun: run.dryRun };
       toVersion = applied.version;
     }

@@ -22,10 +22,22 @@ import { configureEndpoint } from "../tenant-db/middleware.ts";
 /** Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests). */
 const BATCH_PARALLELISM = 4;
 
+/** A positive whole number from a var, or undefined (the default then applies). */
+const positive = (value: string | undefined) => {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 && value !== "" && value !== undefined ? n : undefined;
+};
+
 export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
   configureEndpoint(env.NEON_FETCH_ENDPOINT);
   return {
     ...controlDepsFrom(env, actor),
+    migrationLocks: {
+      lockTimeoutMs: positive(env.MIGRATION_LOCK_TIMEOUT_MS),
+      statementTimeoutMs: positive(env.MIGRATION_STATEMENT_TIMEOUT_MS),
+      retries: positive(env.MIGRATION_LOCK_RETRIES),
+      onRetry: (attempt) => log.log("info", "migration_lock_retry", { attempt }),
+    },
     send: async (messages) => {
       await env.FLEET_QUEUE.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
     },
