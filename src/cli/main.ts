@@ -41,7 +41,10 @@ migrations (run, rollback and resume wait with a progress bar unless --no-wait;
   migrate status                     schema versions across the fleet, tenants behind, latest run
   migrate run [--target NAME] [--canary N | --canary-tenant SLUG...] [--wave N]
               [--concurrency N] [--max-failures N] [--dry-run] [--no-wait]
-  migrate rollback --steps N [same options as run, without --target]
+  migrate rollback --steps N [--force] [same options as run, without --target]
+                                     down files that drop or truncate export each tenant
+                                     first (a tenant whose export fails is refused);
+                                     --force skips that; --dry-run lists what would be dropped
   migrate show RUN_ID [--wait]
   migrate resume RUN_ID [--no-wait]  re-queue pending and failed tenants, continue
   migrate cancel RUN_ID              tenants not started yet are skipped
@@ -49,7 +52,7 @@ exports (gzip SQL dumps in R2; restore: gunzip -c FILE | psql -v ON_ERROR_STOP=1
   export SLUG [--wait] [--output FILE]
                                      queue one; --wait polls until done; --output (implies --wait)
                                      downloads it through a signed link and checks it
-  exports list SLUG                  a tenant's exports (on demand, nightly, final), newest first
+  exports list SLUG                  a tenant's exports (on demand, nightly, final, pre_rollback)
   exports show EXPORT_ID [--wait]
   exports download EXPORT_ID --output FILE
 tokens

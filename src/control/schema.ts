@@ -57,6 +57,11 @@ export const tenants = pgTable(
      * lease only where it still holds the exact value it set, and milliseconds would never match.
      */
     onboardingLeaseUntil: timestamp("onboarding_lease_until", { withTimezone: true, mode: "string" }),
+    /**
+     * The run whose write-pausing migration is running on this tenant right now, or null. While set,
+     * the KV record says `migrating` and the edge answers 503 `tenant_migrating` (fleet/pause.ts).
+     */
+    writesPausedBy: text("writes_paused_by"),
     createdAt: timestamptz("created_at").notNull().default(sql`now()`),
     updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
     deletedAt: timestamptz("deleted_at"),
@@ -114,6 +119,10 @@ export const migrationRuns = pgTable("migration_runs", {
   steps: integer("steps"),
   /** Apply then roll back in the same transaction: reports per tenant, changes nothing. */
   dryRun: boolean("dry_run").notNull().default(false),
+  /** rollback: undo down files that drop or truncate without taking an export first. */
+  force: boolean("force").notNull().default(false),
+  /** rollback: what its down files drop across the fleet's versions ("column orders.note (0002_…)"). */
+  drops: jsonb("drops").$type<string[]>(),
   status: text("status", { enum: RUN_STATES }).notNull(),
   concurrency: integer("concurrency").notNull(),
   maxFailures: integer("max_failures").notNull(),
@@ -172,7 +181,8 @@ export const exportsTable = pgTable(
       .notNull()
       .references(() => tenants.id),
     slug: text("slug").notNull(),
-    kind: text("kind", { enum: ["on_demand", "nightly", "final"] }).notNull(),
+    /** pre_rollback: taken by a rollback run before down files drop or truncate anything. */
+    kind: text("kind", { enum: ["on_demand", "nightly", "final", "pre_rollback"] }).notNull(),
     status: text("status", { enum: EXPORT_STATES }).notNull(),
     /** R2 key of the dump (`…/dump.sql.gz`); the manifest sits beside it. */
     objectKey: text("object_key").notNull(),

@@ -50,5 +50,16 @@ export const controlMigrations: MigrationBundle = [
     ],
     "down": null,
     "pauseWrites": false
+  },
+  {
+    "name": "0004_fleet_safety",
+    "checksum": "adb0c111369e2940f321074c7a1327a9e8d081fdc96e7f6541a8cfec16bef1bb",
+    "statements": [
+      "ALTER TABLE \"migration_runs\" ADD COLUMN \"force\" boolean DEFAULT false NOT NULL;",
+      "ALTER TABLE \"migration_runs\" ADD COLUMN \"drops\" jsonb;",
+      "ALTER TABLE \"tenants\" ADD COLUMN \"writes_paused_by\" text;"
+    ],
+    "down": null,
+    "pauseWrites": false
   }
 ];

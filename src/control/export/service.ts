@@ -254,8 +254,9 @@ export async function applyRetention(deps: ExportDeps, tenantId: string): Promis
     .from(exportsTable)
     .where(and(eq(exportsTable.tenantId, tenantId), eq(exportsTable.status, "complete")))
     .orderBy(desc(exportsTable.createdAt), desc(exportsTable.id));
-  // The final export of a deleted tenant is never pruned by retention.
-  const expired = complete.filter((e) => e.kind !== "final").slice(keep);
+  // The final export of a deleted tenant, and the copy a rollback took of what it dropped, are
+  // never pruned by retention.
+  const expired = complete.filter((e) => e.kind !== "final" && e.kind !== "pre_rollback").slice(keep);
   for (const e of expired) {
     const keys = exportKeys(tenantId, e.id);
     await deps.bucket.delete([keys.dump, keys.manifest]);
@@ -274,21 +275,30 @@ export async function applyRetention(deps: ExportDeps, tenantId: string): Promis
   return expired.length;
 }
 
-/** The final export offered by the delete flow: runs inline, before the database is dropped. */
-export async function finalExport(deps: ExportDeps, slug: string): Promise<ExportView> {
-  const [tenant] = await deps.db.select().from(tenants).where(eq(tenants.slug, slug));
-  if (!tenant) throw new AppError(404, "not_found", "No such tenant.");
+/** An export run inline (not queued): the final one before a delete, or one before a rollback drops data. */
+export async function inlineExport(
+  deps: ExportDeps,
+  tenant: { readonly id: string; readonly slug: string },
+  kind: "final" | "pre_rollback",
+): Promise<ExportView> {
   const id = newExportId();
   await deps.db.insert(exportsTable).values({
     id,
     tenantId: tenant.id,
-    slug,
-    kind: "final",
+    slug: tenant.slug,
+    kind,
     status: "pending",
     objectKey: exportKeys(tenant.id, id).dump,
     createdBy: deps.actor,
   });
-  const result = await runExport(deps, id);
+  return runExport(deps, id);
+}
+
+/** The final export offered by the delete flow: runs inline, before the database is dropped. */
+export async function finalExport(deps: ExportDeps, slug: string): Promise<ExportView> {
+  const [tenant] = await deps.db.select().from(tenants).where(eq(tenants.slug, slug));
+  if (!tenant) throw new AppError(404, "not_found", "No such tenant.");
+  const result = await inlineExport(deps, tenant, "final");
   if (result.status !== "complete") {
     throw new AppError(502, "onboarding_failed", "The final export failed: the tenant was not deleted.", {
       extras: {},

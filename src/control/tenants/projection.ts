@@ -20,7 +20,8 @@ export function desiredRecords(row: TenantRow, hostnames: readonly string[]): Ma
     v: 1,
     id: row.id,
     slug: row.slug,
-    status: row.status === "suspended" ? "suspended" : "active",
+    // An active tenant whose write-pausing migration is running is `migrating`: 503 at the edge.
+    status: row.status === "suspended" ? "suspended" : row.writesPausedBy ? "migrating" : "active",
     region: row.region,
     schemaVersion: row.schemaVersion,
     db: row.dbSecret,

@@ -151,6 +151,11 @@ export const RunProgress = z
     target: z.string().nullable(),
     steps: z.number().nullable(),
     dryRun: z.boolean(),
+    force: z.boolean().openapi({ description: "rollback: drops data without taking an export first" }),
+    drops: z.array(z.string()).openapi({
+      description:
+        "rollback: what its down files drop or truncate, for the fleet's versions (`column orders.note (0002_order_note)`)",
+    }),
     status: z.enum(["running", "halted", "completed", "cancelled"]),
     phase: z.number(),
     phases: z.number(),
@@ -199,6 +204,10 @@ export const StartRunBody = z.strictObject({
   concurrency: z.number().int().min(1).max(250).optional(),
   maxFailures: z.number().int().min(0).max(100_000).optional(),
   dryRun: z.boolean().optional(),
+  force: z.boolean().optional().openapi({
+    description:
+      "rollback only: run down files that drop or truncate without an export of each tenant first (otherwise a tenant whose export fails is refused)",
+  }),
 });
 
 // Exports.

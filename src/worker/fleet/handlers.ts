@@ -9,6 +9,7 @@
 import {
   type ExportDeps,
   type ExportMessage,
+  inlineExport,
   runExport,
   scheduleNightlyExports,
 } from "../../control/export/service.ts";
@@ -68,7 +69,7 @@ export const NIGHTLY_EXPORT_CRON = "0 3 * * *";
 export function exportDepsFrom(env: Env, actor: string, log: Logger): ExportDeps & FleetDeps {
   const fleet = fleetDepsFrom(env, actor, log);
   const retention = Number(env.EXPORT_RETENTION);
-  return {
+  const deps: ExportDeps & FleetDeps = {
     ...fleet,
     bucket: env.EXPORTS,
     retention: Number.isInteger(retention) && retention > 0 ? retention : undefined,
@@ -78,6 +79,15 @@ export function exportDepsFrom(env: Env, actor: string, log: Logger): ExportDeps
           messages.slice(start, start + 100).map((body) => ({ body, contentType: "json" as const })),
         );
       }
+    },
+  };
+  return {
+    ...deps,
+    // Before a rollback drops data: an export of the tenant to R2, inline (drop-guard.ts).
+    exportBeforeDrop: async (tenant) => {
+      const taken = await inlineExport(deps, tenant, "pre_rollback");
+      if (taken.status !== "complete") throw new Error(`export ${taken.id} ${taken.status}`);
+      return taken.id;
     },
   };
 }
