@@ -370,6 +370,47 @@ describe("concurrent onboarding runs", () => {
     await expectExactlyOne(slug);
   });
 
+  it("a delete while a run holds the tenant is refused with 409; deleted after it ends, it stays deleted", async () => {
+    const slug = "ob-delete-held";
+    const host = `shop.${slug}.localhost`;
+    await expect(createTenant(interruptedAt("created"), { slug, region: "local", domains: [host] })).rejects.toThrow(
+      OnboardingInterrupted,
+    );
+    const { gated, inProvision, proceed } = provisionGate();
+    const first = retryOnboarding(gated, slug);
+    await inProvision;
+    const refused = await call(`${ADMIN}/v1/tenants/${slug}?confirm=${slug}`, { method: "DELETE", token: admin });
+    proceed();
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { code: string }).code).toBe("conflict");
+    expect((await first).status).toBe("active");
+    const deleted = await call(`${ADMIN}/v1/tenants/${slug}?confirm=${slug}`, { method: "DELETE", token: admin });
+    expect(deleted.status).toBe(200);
+    expect(await shown(slug)).toMatchObject({ status: "deleted" });
+    expect(await resources(slug)).toEqual({ databases: [], roles: [] });
+    await expectNotServed(host);
+  });
+
+  it("a run whose lease lapsed cannot bring a tenant deleted under it back, nor leave its database", async () => {
+    const slug = "ob-delete-lapsed";
+    const host = `shop.${slug}.localhost`;
+    await expect(createTenant(interruptedAt("created"), { slug, region: "local", domains: [host] })).rejects.toThrow(
+      OnboardingInterrupted,
+    );
+    const { gated, inProvision, proceed } = provisionGate();
+    const first = retryOnboarding(gated, slug).catch((e: unknown) => e);
+    await inProvision;
+    // The run is slower than its lease: the lease lapses and the tenant is deleted meanwhile.
+    await leaveLease(slug, "past");
+    const deleted = await call(`${ADMIN}/v1/tenants/${slug}?confirm=${slug}`, { method: "DELETE", token: admin });
+    expect(deleted.status).toBe(200);
+    proceed();
+    expect(await first).toMatchObject({ status: 409, code: "invalid_state" });
+    expect(await shown(slug)).toMatchObject({ status: "deleted" });
+    expect(await resources(slug)).toEqual({ databases: [], roles: [] });
+    await expectNotServed(host);
+  });
+
   it("a lease left by a run that died refuses retries until it lapses, then the retry resumes", async () => {
     const slug = "ob-lapsed";
     const host = `shop.${slug}.localhost`;
