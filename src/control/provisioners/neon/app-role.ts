@@ -7,19 +7,22 @@
  * this one gets exactly what the `local` provisioner's role gets (local.ts): CONNECT on its own
  * database, USAGE on `public`, DML on its tables and sequences (also the ones later migrations
  * create), never DDL and nothing in `tenantry`. A role left over from an earlier API-made run is
- * taken out of `neon_superuser` here; tenants provisioned before this are moved by the tenant
- * migration `0004_app_role_least_privilege`.
+ * taken out of `neon_superuser` here; tenants provisioned before this are moved by the next fleet
+ * apply run (fleet/consumer.ts runs the same statements).
  *
  * Neon's connection_uri endpoint does not know the password of a role created with SQL, so the
  * pooled URI is the owner's pooled URI with the app role's name and password in it.
  */
 import { neon } from "@neondatabase/serverless";
+import { ProvisionerError } from "../types.ts";
 
 const randomPassword = () =>
   Array.from(crypto.getRandomValues(new Uint8Array(24)), (b) => b.toString(16).padStart(2, "0")).join("");
 
 /** The statements that give `role` DML rights only in the current database; `role` is a validated name. */
 export function appRoleGrants(role: string): string[] {
+  // Names come from validated slugs (names.ts); anything else never reaches SQL.
+  if (!/^[a-z][a-z0-9_]{0,62}$/.test(role)) throw new ProvisionerError("invalid_input", "invalid app role name");
   const r = `"${role}"`;
   return [
     // Only the tenant's own roles may open its database (current_database(): the name is the owner's to know).
