@@ -8,6 +8,7 @@
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
+import { redactSecrets } from "../../shared/redact.ts";
 import { type ExportState, exportsTable, tenants } from "../schema.ts";
 import { audit } from "../tenants/audit.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
@@ -171,9 +172,7 @@ export async function listExports(deps: ControlDeps, slug: string, limit = 20): 
 }
 
 const safeError = (error: unknown) =>
-  String((error as { message?: string })?.message ?? error)
-    .replace(/postgres(ql)?:\/\/\S+/gi, "[redacted]")
-    .slice(0, 500);
+  redactSecrets(String((error as { message?: string })?.message ?? error)).slice(0, 500);
 
 /**
  * Runs one export (queue consumer, or inline for the final export before a delete). Idempotent:

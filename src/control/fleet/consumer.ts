@@ -17,6 +17,7 @@ import {
   migrateDatabase,
   rollbackMigrations,
 } from "../../shared/migrations.ts";
+import { redactSecrets } from "../../shared/redact.ts";
 import { appRoleGrants } from "../provisioners/neon/app-role.ts";
 import { migrationRuns, runTenants, tenants } from "../schema.ts";
 import { projectTenant } from "../tenants/projection.ts";
@@ -52,7 +53,7 @@ const MAX_ERROR_LENGTH = 500;
 /** Error text safe to store and show: the database's own message, with any URL redacted. */
 function safeError(error: unknown): string {
   const e = error as { name?: string; code?: string; message?: string };
-  const message = String(e?.message ?? e?.name ?? "error").replace(/postgres(ql)?:\/\/\S+/gi, "[redacted]");
+  const message = redactSecrets(String(e?.message ?? e?.name ?? "error"));
   return `${typeof e?.code === "string" ? `${e.code}: ` : ""}${message}`.slice(0, MAX_ERROR_LENGTH);
 }
 

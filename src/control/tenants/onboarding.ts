@@ -10,6 +10,7 @@ import { neon } from "@neondatabase/serverless";
 import { and, eq, sql } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import { migrateDatabase } from "../../shared/migrations.ts";
+import { redactSecrets } from "../../shared/redact.ts";
 import type { ProvisionRequest } from "../provisioners/types.ts";
 import { type TenantState, tenants } from "../schema.ts";
 import { audited } from "./audit.ts";
@@ -32,8 +33,7 @@ function safeReason(error: unknown): string {
   if (error instanceof AppError) return `${error.code}: ${error.detail ?? ""}`.trim();
   const e = error as { name?: string; code?: string; message?: string };
   const code = typeof e?.code === "string" ? ` (${e.code})` : "";
-  if (e?.name === "ProvisionerError")
-    return `provisioner${code}: ${String(e.message).replace(/postgres(ql)?:\/\/\S+/g, "[redacted]")}`;
+  if (e?.name === "ProvisionerError") return `provisioner${code}: ${redactSecrets(String(e.message))}`;
   return `${e?.name ?? "Error"}${code}`;
 }
 
