@@ -289,9 +289,8 @@ export async function finalExport(deps: ExportDeps, slug: string): Promise<Expor
   });
   const result = await runExport(deps, id);
   if (result.status !== "complete") {
-    throw new AppError(502, "onboarding_failed", "The final export failed: the tenant was not deleted.", {
-      extras: {},
-    });
+    // The export's own failure (its reason is on the export, GET /v1/exports/{id}), not onboarding's.
+    throw new AppError(502, "export_failed", `The final export ${id} failed: the tenant was not deleted.`);
   }
   return result;
 }
