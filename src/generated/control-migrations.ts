@@ -52,7 +52,16 @@ export const controlMigrations: MigrationBundle = [
     "pauseWrites": false
   },
   {
-    "name": "0004_fleet_safety",
+    "name": "0004_one_running_run",
+    "checksum": "ca77f8203c8359c7e2b8636acb2e7ec7615ad71d1650326470d5c65fb5d8c58e",
+    "statements": [
+      "CREATE UNIQUE INDEX \"migration_runs_one_running\" ON \"migration_runs\" USING btree (\"status\") WHERE \"migration_runs\".\"status\" = 'running';"
+    ],
+    "down": null,
+    "pauseWrites": false
+  },
+  {
+    "name": "0005_fleet_safety",
     "checksum": "adb0c111369e2940f321074c7a1327a9e8d081fdc96e7f6541a8cfec16bef1bb",
     "statements": [
       "ALTER TABLE \"migration_runs\" ADD COLUMN \"force\" boolean DEFAULT false NOT NULL;",
