@@ -14,9 +14,11 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApplyOutcome, applyTenant } from "../../src/control/fleet/consumer.ts";
 import type { FleetDeps } from "../../src/control/fleet/dispatch.ts";
+import { cancelRun } from "../../src/control/fleet/runs.ts";
 import { migrationRuns, runTenants, tenants } from "../../src/control/schema.ts";
 import { createTenant } from "../../src/control/tenants/create.ts";
 import { suspendTenant } from "../../src/control/tenants/lifecycle.ts";
+import { projectTenant } from "../../src/control/tenants/projection.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import type { Migration } from "../../src/shared/migrations.ts";
 import { call, controlDeps, cron, sleep, tenantRow } from "./support.ts";
@@ -176,5 +178,32 @@ describe("fleet: a pause-writes migration makes only its tenant 503, only while 
     const [row] = await deps().db.select().from(tenants).where(eq(tenants.slug, PAUSED));
     expect(row?.schemaVersion).toBe(PLAIN.name);
     expect(LATEST).not.toBe(PLAIN.name);
+  });
+
+  it("cancelling a run releases a pause its dead consumer left", async () => {
+    await waitForNoRunningRun();
+    const runId = `run_test_${TAG}_dead`;
+    await deps().db.insert(migrationRuns).values({
+      id: runId,
+      kind: "apply",
+      target: PAUSING.name,
+      status: "running",
+      concurrency: 1,
+      maxFailures: 0,
+      phases: 1,
+      createdBy: "test:fleet-pause",
+    });
+    // As withWritesPaused leaves it when the isolate dies before its `finally`.
+    const [paused] = await deps()
+      .db.update(tenants)
+      .set({ writesPausedBy: runId })
+      .where(eq(tenants.slug, PAUSED))
+      .returning();
+    if (paused) await projectTenant(deps(), paused);
+    expect(await edge()).toMatchObject({ paused: { status: 503, code: "tenant_migrating" }, other: 200 });
+
+    await cancelRun(deps(), runId);
+    expect(await edge()).toMatchObject({ paused: { status: 200 }, other: 200, record: "active" });
+    expect((await tenantRow(PAUSED)).writesPausedBy).toBeNull();
   });
 });

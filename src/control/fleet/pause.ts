@@ -8,6 +8,7 @@
 import { and, eq } from "drizzle-orm";
 import type { Migration, MigrationBundle } from "../../shared/migrations.ts";
 import { tenants } from "../schema.ts";
+import type { ControlDeps } from "../tenants/deps.ts";
 import { projectTenant } from "../tenants/projection.ts";
 import type { TenantRow } from "../tenants/rows.ts";
 import type { FleetDeps } from "./dispatch.ts";
@@ -33,6 +34,17 @@ export function migrationsOfRun(bundle: MigrationBundle, run: RunShape, from: st
 /** Whether this run pauses the tenant's writes: a real run (not a dry run) touching a flagged migration. */
 export const pausesWrites = (bundle: MigrationBundle, run: RunShape, from: string | null): boolean =>
   !run.dryRun && migrationsOfRun(bundle, run, from).some((m) => m.pauseWrites === true);
+
+/** Releases every tenant still paused by `runId` (a cancelled run); returns how many. */
+export async function releasePauses(deps: ControlDeps, runId: string): Promise<number> {
+  const released = await deps.db
+    .update(tenants)
+    .set({ writesPausedBy: null, updatedAt: new Date().toISOString() })
+    .where(eq(tenants.writesPausedBy, runId))
+    .returning();
+  for (const row of released) await projectTenant(deps, row);
+  return released.length;
+}
 
 /** Runs `work` with the tenant marked `migrating` at the edge, released afterwards whatever happens. */
 export async function withWritesPaused<T>(

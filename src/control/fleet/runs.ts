@@ -26,7 +26,7 @@ import {
 import type { ControlDeps } from "../tenants/deps.ts";
 import { isUniqueViolation } from "../tenants/rows.ts";
 import { dispatch, type FleetDeps, setRun } from "./dispatch.ts";
-import { migrationsOfRun } from "./pause.ts";
+import { migrationsOfRun, releasePauses } from "./pause.ts";
 import { phaseCount, planPhases, unknownCanaries } from "./plan.ts";
 
 export interface RunOptions {
@@ -290,6 +290,9 @@ export async function cancelRun(deps: FleetDeps, runId: string): Promise<RunProg
     .update(runTenants)
     .set({ status: "skipped" })
     .where(and(eq(runTenants.runId, runId), inArray(runTenants.status, ["pending", "queued"])));
+  // A consumer that died mid-migration left its tenant paused, and a cancelled run is never
+  // delivered again to release it: the operator's cancel does.
+  await releasePauses(deps, runId);
   return runProgress(deps, runId);
 }
 
