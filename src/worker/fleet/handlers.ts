@@ -23,10 +23,11 @@ import { configureEndpoint } from "../tenant-db/middleware.ts";
 /** Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests). */
 const BATCH_PARALLELISM = 4;
 
-/** A positive whole number from a var, or undefined (the default then applies). */
-const positive = (value: string | undefined) => {
+/** A whole number ≥ 0 from a var, or undefined when unset or not one (the default then applies). */
+const wholeVar = (value: string | undefined) => {
+  if (value === undefined || value.trim() === "") return undefined;
   const n = Number(value);
-  return Number.isInteger(n) && n >= 0 && value !== "" && value !== undefined ? n : undefined;
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
 };
 
 export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
@@ -34,9 +35,9 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
   return {
     ...controlDepsFrom(env, actor),
     migrationLocks: {
-      lockTimeoutMs: positive(env.MIGRATION_LOCK_TIMEOUT_MS),
-      statementTimeoutMs: positive(env.MIGRATION_STATEMENT_TIMEOUT_MS),
-      retries: positive(env.MIGRATION_LOCK_RETRIES),
+      lockTimeoutMs: wholeVar(env.MIGRATION_LOCK_TIMEOUT_MS),
+      statementTimeoutMs: wholeVar(env.MIGRATION_STATEMENT_TIMEOUT_MS),
+      retries: wholeVar(env.MIGRATION_LOCK_RETRIES),
       onRetry: (attempt) => log.log("info", "migration_lock_retry", { attempt }),
     },
     send: async (messages) => {
