@@ -68,7 +68,7 @@ header a,header span{color:#fff}nav a{margin-right:16px;font-weight:600}
 main{padding:16px;max-width:1100px;margin:0 auto}
 h1{font-size:1.5rem;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin-top:1.5rem}
 .scroll{overflow-x:auto}table{border-collapse:collapse;min-width:100%}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #c9d1d9}
-a{color:#0a58a8}a:focus,button:focus,input:focus,select:focus{outline:3px solid #f2a900;outline-offset:2px}
+a{color:#0a58a8}a:focus,button:focus,input:focus,select:focus,.scroll:focus{outline:3px solid #f2a900;outline-offset:2px}
 button{font:inherit;padding:6px 12px;border:1px solid #0b3d62;background:#0b3d62;color:#fff;border-radius:4px;cursor:pointer}
 button.danger{background:#a4161a;border-color:#a4161a}
 .who{display:flex;gap:8px;align-items:center}.who button{background:#fff;color:#0b3d62}
@@ -83,11 +83,15 @@ progress,meter{width:100%;height:1.1rem}
 @media (max-width:600px){.filters,.rollout,.signin{grid-template-columns:1fr}.bar{grid-template-columns:1fr}}
 `;
 
+/** The tab icon (without one a browser asks for /favicon.ico and logs the 404). */
+export const CONSOLE_ICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b3d62"/><path d="M4 4h8v2H9v6H7V6H4z" fill="#fff"/></svg>`;
+
 export function assetRoutes() {
   const assets = new Hono<ConsoleEnv>();
   const serve = (body: string, type: string) => () =>
     new Response(body, { headers: { "content-type": type, "cache-control": "public, max-age=3600" } });
   assets.get("/assets/console.js", serve(CONSOLE_JS, "text/javascript; charset=utf-8"));
   assets.get("/assets/console.css", serve(CONSOLE_CSS, "text/css; charset=utf-8"));
+  assets.get("/assets/icon.svg", serve(CONSOLE_ICON, "image/svg+xml"));
   return assets;
 }

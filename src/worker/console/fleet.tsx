@@ -16,7 +16,7 @@ function Census(props: { census: TenantCensus }) {
   return (
     <section aria-labelledby="tenants-h">
       <h2 id="tenants-h">Tenants by status and region</h2>
-      <div class="scroll">
+      <section class="scroll" tabindex={0} aria-labelledby="tenants-h">
         <table>
           <thead>
             <tr>
@@ -39,7 +39,7 @@ function Census(props: { census: TenantCensus }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </section>
       <p>{`${census.total} tenants, ${census.domains} mapped domains.`}</p>
     </section>
   );
@@ -81,7 +81,7 @@ function LatestRuns(props: { runs: RunSummary[] }) {
       {runs.length === 0 ? (
         <p>No runs yet.</p>
       ) : (
-        <div class="scroll">
+        <section class="scroll" tabindex={0} aria-labelledby="runs-h">
           <table>
             <thead>
               <tr>
@@ -110,7 +110,7 @@ function LatestRuns(props: { runs: RunSummary[] }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
       )}
     </section>
   );

@@ -32,7 +32,9 @@ export const consoleHeaders = () =>
     await next();
     c.header("content-security-policy", CSP);
     c.header("x-content-type-options", "nosniff");
-    c.header("referrer-policy", "no-referrer");
+    // Not "no-referrer": under it a browser sends `Origin: null` on the console's own form POSTs,
+    // which sameOrigin() would then refuse. "same-origin" still leaks nothing to other sites.
+    c.header("referrer-policy", "same-origin");
     c.header("x-frame-options", "DENY");
     if (!c.res.headers.has("cache-control")) c.header("cache-control", "no-store");
   });

@@ -15,6 +15,7 @@ export function Layout(props: { title: string; session?: ConsoleSession | undefi
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · Tenantry console`}</title>
+        <link rel="icon" href={`/assets/icon.svg?v=${ASSET_VERSION}`} type="image/svg+xml" />
         <link rel="stylesheet" href={`/assets/console.css?v=${ASSET_VERSION}`} />
         <script src={`/assets/console.js?v=${ASSET_VERSION}`} defer />
       </head>

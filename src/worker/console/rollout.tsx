@@ -60,8 +60,8 @@ function RunBody(props: { view: RunView }) {
         {", ETA "}
         <span id="eta">{props.view.etaSeconds === null ? "—" : `${props.view.etaSeconds} s`}</span>
       </p>
-      <h2>Failed tenants</h2>
-      <div class="scroll">
+      <h2 id="failures-h">Failed tenants</h2>
+      <section class="scroll" tabindex={0} aria-labelledby="failures-h">
         <table>
           <thead>
             <tr>
@@ -82,7 +82,7 @@ function RunBody(props: { view: RunView }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </section>
     </section>
   );
 }

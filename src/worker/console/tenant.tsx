@@ -42,7 +42,7 @@ function Exports(props: { exports: ExportView[] | undefined; session: ConsoleSes
       ) : exports.length === 0 ? (
         <p>No exports yet.</p>
       ) : (
-        <div class="scroll">
+        <section class="scroll" tabindex={0} aria-labelledby="exports-h">
           <table>
             <thead>
               <tr>
@@ -73,7 +73,7 @@ function Exports(props: { exports: ExportView[] | undefined; session: ConsoleSes
               ))}
             </tbody>
           </table>
-        </div>
+        </section>
       )}
     </section>
   );
@@ -84,7 +84,7 @@ function Audit(props: { audit: AuditEntry[] }) {
   return (
     <section aria-labelledby="audit-h">
       <h2 id="audit-h">Audit trail</h2>
-      <div class="scroll">
+      <section class="scroll" tabindex={0} aria-labelledby="audit-h">
         <table>
           <thead>
             <tr>
@@ -107,7 +107,7 @@ function Audit(props: { audit: AuditEntry[] }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </section>
     </section>
   );
 }

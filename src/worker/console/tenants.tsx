@@ -37,7 +37,7 @@ export async function tenantsPage(c: Context<ConsoleEnv>) {
         <input id="region" name="region" value={region ?? ""} />
         <button type="submit">Filter</button>
       </form>
-      <div class="scroll">
+      <section class="scroll" tabindex={0} aria-label="Tenants">
         <table>
           <thead>
             <tr>
@@ -64,7 +64,7 @@ export async function tenantsPage(c: Context<ConsoleEnv>) {
             ))}
           </tbody>
         </table>
-      </div>
+      </section>
       {page.next ? (
         <p>
           <a href={`/tenants?${next}`} rel="next">
