@@ -80,7 +80,7 @@ progress,meter{width:100%;height:1.1rem}
 .chart-row{display:grid;grid-template-columns:minmax(0,16rem) minmax(0,1fr);gap:8px;align-items:center}.chart dd{margin:0;display:flex;gap:8px;align-items:center}
 .facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}.facts dd{margin:0}
 .error{border-left:4px solid #a4161a;padding:8px 12px;background:#fdf2f2}
-@media (max-width:600px){.filters,.rollout,.signin{grid-template-columns:1fr}.bar{grid-template-columns:1fr}}
+@media (max-width:600px){.filters,.rollout,.signin{grid-template-columns:1fr}.bar,.chart-row{grid-template-columns:1fr}}
 `;
 
 /** The tab icon (without one a browser asks for /favicon.ico and logs the 404). */

@@ -274,4 +274,15 @@ describe("operator console in Chromium", () => {
     await tab.screenshot({ path: join(SHOTS, "fleet-phone.png"), fullPage: true });
     await phone.close();
   });
+  it("would notice a CSP violation: the watcher reports an image from another origin (control)", async () => {
+    const tab = await context.newPage();
+    const seen = watchProblems(tab);
+    await tab.goto(`${worker.adminOrigin}/tenants`, WAIT);
+    expect(seen).toEqual([]);
+    await tab.evaluate(
+      `document.body.appendChild(Object.assign(document.createElement("img"), { src: "https://example.invalid/x.png", alt: "" }))`,
+    );
+    await expect.poll(() => seen.join("\n")).toContain("csp-violation img-src");
+    await tab.close();
+  });
 });
