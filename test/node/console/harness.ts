@@ -10,7 +10,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { neonConfig } from "@neondatabase/serverless";
-import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { convertV4MiniflareOptions, type Request as MfRequest, Response as MfResponse, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { bundleWorker } from "../../../bench/wrangler.ts";
 import { wranglerConfigPath, wranglerVars } from "../../../src/cli/project-config.ts";
@@ -26,13 +26,57 @@ export interface ServedWorker {
   token(sub: string, scope: string): Promise<string>;
   /** GET on the Worker with a Host header (Node cannot resolve *.localhost). */
   get(host: string, path: string): Promise<{ status: number; body: string }>;
+  /** Any request on the Worker with a Host header; the answer's headers too. */
+  send(host: string, path: string, init?: SendInit): Promise<Answer>;
   stop(): Promise<void>;
+}
+
+export interface SendInit {
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+}
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/** Answers the Worker's outbound requests for one origin (a fake of an external API); others pass. */
+export type Outbound = (url: URL) => Response | undefined;
+
+function send(port: number, host: string, path: string, init: SendInit = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port,
+        path,
+        method: init.method ?? "GET",
+        headers: { ...init.headers, host: `${host}:${port}` },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(init.body);
+  });
 }
 
 export async function serveWorker(options: {
   postgresUrl: string;
   gatewayUrl: string;
   controlName: string;
+  /** Vars on top of wrangler.toml's (e.g. the Cloudflare Access settings). */
+  vars?: Record<string, string>;
+  outbound?: Outbound;
 }): Promise<ServedWorker> {
   neonConfig.fetchEndpoint = options.gatewayUrl;
   const controlUrl = await ensureControlDatabase(options.postgresUrl, options.controlName);
@@ -63,7 +107,9 @@ export async function serveWorker(options: {
         ...secrets,
         NEON_FETCH_ENDPOINT: options.gatewayUrl,
         LOG_LEVEL: "warn",
+        ...options.vars,
       },
+      ...(options.outbound ? { outboundService: outboundVia(options.outbound) } : {}),
     }),
   );
   const port = Number((await mf.ready).port);
@@ -82,20 +128,22 @@ export async function serveWorker(options: {
         sub,
         scope,
       }),
-    get: (host, path) =>
-      new Promise((resolve, reject) => {
-        const req = request({ host: "127.0.0.1", port, path, headers: { host: `${host}:${port}` } }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (chunk: Buffer) => chunks.push(chunk));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-          res.on("error", reject);
-        });
-        req.on("error", reject);
-        req.end();
-      }),
+    get: (host, path) => send(port, host, path),
+    send: (host, path, init) => send(port, host, path, init),
     async stop() {
       await mf.dispose();
       await rm(outdir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Miniflare's outbound hook: the fake's answer when it has one, the real network (loopback) otherwise. */
+function outboundVia(fake: Outbound) {
+  return async (req: MfRequest): Promise<MfResponse> => {
+    const faked = fake(new URL(req.url));
+    if (faked) return new MfResponse(await faked.text(), { status: faked.status, headers: [...faked.headers] });
+    const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.arrayBuffer();
+    const real = await fetch(req.url, { method: req.method, headers: [...req.headers], body });
+    return new MfResponse(await real.arrayBuffer(), { status: real.status, headers: [...real.headers] });
   };
 }
