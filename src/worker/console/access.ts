@@ -7,7 +7,7 @@
  * claim are mapped to admin scopes by ACCESS_SCOPES, so who may do what stays in the Worker's config.
  */
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
-import { ADMIN_SCOPES } from "../admin/auth.ts";
+import { ADMIN_SCOPES } from "../../shared/tokens.ts";
 
 export const ACCESS_HEADER = "cf-access-jwt-assertion";
 

@@ -28,7 +28,7 @@ export function actionRoutes() {
     const tenant = await retryOnboarding(controlDeps(c), c.req.param("slug"));
     return c.redirect(back(tenant.slug), 303);
   });
-  routes.post("/tenants/:slug/export", requireScope("exports:read"), async (c) => {
+  routes.post("/tenants/:slug/export", requireScope("exports:create"), async (c) => {
     const requested = await requestExport(exportDeps(c), c.req.param("slug"));
     return c.redirect(back(requested.tenant), 303);
   });
@@ -38,7 +38,7 @@ export function actionRoutes() {
     await deleteTenant(controlDeps(c), c.req.param("slug"), confirm);
     return c.redirect("/tenants", 303);
   });
-  routes.post("/exports/:id/download", requireScope("exports:read"), async (c) =>
+  routes.post("/exports/:id/download", requireScope("exports:create"), async (c) =>
     c.redirect((await mintExportLink(c, c.req.param("id"))).url, 303),
   );
   return routes;
