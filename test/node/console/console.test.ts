@@ -178,7 +178,9 @@ describe("operator console in Chromium", () => {
     await page.goto(`${worker.adminOrigin}/rollouts/new`, WAIT);
     expect(await page.textContent("#status")).toContain(`${FLEET.length} of`);
     await expectClean(page, problems);
-    await page.fill("#canary", "1");
+    // No canary: the canary is the first tenant by (random) id, and a failing canary halts the run
+    // before any wave, so the failing tenant must not be able to be it. Waves of one instead.
+    await page.fill("#canary", "0");
     await page.fill("#wave", "1");
     await page.fill("#concurrency", "1");
     await Promise.all([page.waitForURL("**/runs/run_*", WAIT), page.click("form.rollout button[type=submit]")]);
