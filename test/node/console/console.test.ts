@@ -9,7 +9,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { eq } from "drizzle-orm";
+import { asc, eq } from "drizzle-orm";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../../src/cli/project-config.ts";
@@ -28,9 +28,8 @@ const FIRST = migrations[0]?.name as string;
 const LATEST = migrations.at(-1)?.name as string;
 /** Up to date: the shop whose suspension is checked at its host. */
 const SHOP = `${TAG}-shop`;
-/** Behind (at the first migration): the rollout's fleet; FAILING cannot take the next migration. */
+/** Behind (at the first migration): the rollout's fleet; `failing` cannot take the next migration. */
 const FLEET = Array.from({ length: 5 }, (_, i) => `${TAG}-f${i}`);
-const FAILING = FLEET[2] as string;
 const WAIT = { timeout: 120_000 };
 /** What Tab can land on. */
 const FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex='0']";
@@ -40,6 +39,11 @@ let browser: Browser;
 let context: BrowserContext;
 let page: Page;
 let problems: string[];
+/**
+ * The fleet tenant that fails: the last of them by id. The canary is the first tenant by id and a
+ * failing canary halts the run before any wave, so the failing tenant must never be the canary.
+ */
+let failing: string;
 
 async function tenantStatus(slug: string) {
   const [row] = await worker.deps.db.select().from(tenants).where(eq(tenants.slug, slug));
@@ -68,10 +72,15 @@ describe("operator console in Chromium", () => {
     await createTenant(worker.deps, { slug: SHOP, region: "eu-central", domains: [`${SHOP}.localhost`] });
     const behind = { ...worker.deps, tenantBundle: migrations.slice(0, 1) };
     for (const slug of FLEET) await createTenant(behind, { slug, region: "local" });
+    const byId = await worker.deps.db.select({ slug: tenants.slug }).from(tenants).orderBy(asc(tenants.id));
+    failing = byId
+      .map((t) => t.slug)
+      .filter((slug) => FLEET.includes(slug))
+      .at(-1) as string;
     // 0001 adds products.image_url: a column already there makes that tenant's migration fail.
     await superuser(
       (client) => client.query("ALTER TABLE products ADD COLUMN image_url text"),
-      `tenant_${FAILING.replaceAll("-", "_")}`,
+      `tenant_${failing.replaceAll("-", "_")}`,
     );
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -178,9 +187,7 @@ describe("operator console in Chromium", () => {
     await page.goto(`${worker.adminOrigin}/rollouts/new`, WAIT);
     expect(await page.textContent("#status")).toContain(`${FLEET.length} of`);
     await expectClean(page, problems);
-    // No canary: the canary is the first tenant by (random) id, and a failing canary halts the run
-    // before any wave, so the failing tenant must not be able to be it. Waves of one instead.
-    await page.fill("#canary", "0");
+    await page.fill("#canary", "1");
     await page.fill("#wave", "1");
     await page.fill("#concurrency", "1");
     await Promise.all([page.waitForURL("**/runs/run_*", WAIT), page.click("form.rollout button[type=submit]")]);
@@ -217,7 +224,7 @@ describe("operator console in Chromium", () => {
       rows.map((r) => [...r.children].map((td) => td.textContent)),
     );
     expect(failures).toHaveLength(1);
-    expect(failures[0]?.slice(0, 3)).toEqual([FAILING, "failed", migrations[1]?.name]);
+    expect(failures[0]?.slice(0, 3)).toEqual([failing, "failed", migrations[1]?.name]);
     expect(failures[0]?.[3]).toContain("image_url");
     expect(problems).toEqual([]);
   }, 240_000);
