@@ -28,6 +28,9 @@ export interface CreateTenantInput {
   readonly migrationConnectionString?: string | undefined;
 }
 
+/** Slugs that would make a platform subdomain (`<slug>.<PLATFORM_DOMAIN>`) look like the platform's own. */
+export const RESERVED_SLUGS: readonly string[] = ["admin", "www", "api", "app", "mail", "status", "docs", "cdn"];
+
 function newTenantId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(10));
   return `ten_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
@@ -35,6 +38,11 @@ function newTenantId(): string {
 
 /** The slug and region checks, as 422s naming the field. */
 function checkInput(deps: ControlDeps, input: CreateTenantInput, kind: ProvisionerKind): void {
+  if (RESERVED_SLUGS.includes(input.slug)) {
+    throw new AppError(422, "validation_failed", "This slug is reserved.", {
+      extras: { errors: [{ path: "slug", message: "reserved for platform hosts" }] },
+    });
+  }
   if (!isValidSlug(input.slug)) {
     throw new AppError(422, "validation_failed", "Invalid slug.", {
       extras: {
@@ -72,7 +80,9 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
     async () => {
       const kind = input.provisioner ?? deps.defaultProvisioner;
       checkInput(deps, input, kind);
-      const hostnames = [...new Set((input.domains ?? []).map((d) => normaliseDomain(d, deps.reservedHosts)))];
+      const hostnames = [
+        ...new Set((input.domains ?? []).map((d) => normaliseDomain(d, deps.reservedHosts, deps.platformDomain))),
+      ];
       const id = newTenantId();
       const secrets = kind === "url" ? await urlSecrets(deps, input, id) : undefined;
       try {
@@ -86,7 +96,12 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
             provisioner: kind,
             ...(secrets ?? {}),
           }),
-          ...hostnames.map((hostname) => deps.db.insert(domains).values({ hostname, tenantId: id })),
+          // With Cloudflare configured they are custom hostnames, created by the cron (domains/poll.ts).
+          ...hostnames.map((hostname) =>
+            deps.db
+              .insert(domains)
+              .values({ hostname, tenantId: id, status: deps.customHostnames ? "pending" : "active" }),
+          ),
         ]);
       } catch (error) {
         if (isUniqueViolation(error, "tenants_slug_key"))

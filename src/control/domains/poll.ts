@@ -1,0 +1,109 @@
+/**
+ * The cron's domain pass: the least recently checked domains that have a Cloudflare side (pending,
+ * active, moved, blocked; `removing` to retry a delete; pending without an id to create it), a page
+ * per invocation, so a fleet of any size is covered across invocations within one invocation's
+ * limits (PLATFORM.md: 1,000 KV operations, the subrequest limit). Per domain at most one KV
+ * operation (its `host:` record written on activation or deleted when it stops being active) and
+ * `attempts` Cloudflare requests; the page stops early once the Cloudflare budget is spent.
+ */
+import { and, asc, eq, inArray, isNotNull, ne, or, sql } from "drizzle-orm";
+import { hostKey } from "../../shared/tenant-record.ts";
+import { domains, tenants } from "../schema.ts";
+import type { ControlDeps } from "../tenants/deps.ts";
+import { createCustomHostname } from "../tenants/domains.ts";
+import { desiredRecords } from "../tenants/projection.ts";
+import type { DomainRow, TenantRow } from "../tenants/rows.ts";
+import { alertCondition, observe } from "./observe.ts";
+import { releaseDomain } from "./release.ts";
+
+export const DOMAIN_POLL = {
+  /** Domains per invocation: ≤ 100 KV operations and ≤ 100 + 3 control-database queries. */
+  batch: 100,
+  /** Cloudflare requests per invocation, retries included. */
+  cloudflareRequests: 400,
+} as const;
+
+export interface PollReport {
+  readonly checked: number;
+  readonly activated: number;
+  readonly alerts: number;
+  readonly removed: number;
+}
+
+/** The page: domains with a Cloudflare side, least recently checked first (never-checked first of all). */
+async function duePage(deps: ControlDeps, batch: number): Promise<DomainRow[]> {
+  return deps.db
+    .select()
+    .from(domains)
+    .where(
+      or(inArray(domains.status, ["pending", "removing"]), and(isNotNull(domains.cfId), ne(domains.status, "deleted"))),
+    )
+    .orderBy(sql`${domains.checkedAt} ASC NULLS FIRST`, asc(domains.hostname))
+    .limit(batch);
+}
+
+export async function pollDomains(
+  deps: ControlDeps,
+  limits: { batch: number; cloudflareRequests: number } = DOMAIN_POLL,
+): Promise<PollReport> {
+  const api = deps.customHostnames;
+  if (!api) return { checked: 0, activated: 0, alerts: 0, removed: 0 };
+  const page = await duePage(deps, limits.batch);
+  const owners = page.length
+    ? await deps.db
+        .select()
+        .from(tenants)
+        .where(inArray(tenants.id, [...new Set(page.map((d) => d.tenantId))]))
+    : [];
+  const tenantOf = new Map(owners.map((t) => [t.id, t]));
+  const start = api.requests();
+  let origin: string | undefined;
+  const report = { checked: 0, activated: 0, alerts: 0, removed: 0 };
+  for (const row of page) {
+    if (api.requests() - start + 4 > limits.cloudflareRequests) break;
+    const tenant = tenantOf.get(row.tenantId);
+    if (!tenant) continue;
+    report.checked += 1;
+    try {
+      if (row.status === "removing") {
+        if (await releaseDomain(deps, row)) report.removed += 1;
+        continue;
+      }
+      if (!row.cfId) {
+        await createCustomHostname(deps, tenant, row.hostname);
+        continue;
+      }
+      const seen = await api.get(row.cfId);
+      origin ??= seen && row.status === "pending" ? await api.fallbackOrigin() : undefined;
+      const next = observe(seen, row.status === "pending" ? origin : undefined);
+      const condition = alertCondition(next);
+      await deps.db
+        .update(domains)
+        .set({ ...next, alerted: condition, checkedAt: new Date().toISOString() })
+        .where(eq(domains.hostname, row.hostname));
+      if (next.status !== row.status) await projectHost(deps, tenant, row.hostname, next.status === "active");
+      if (next.status === "active" && row.status !== "active") report.activated += 1;
+      if (condition && condition !== row.alerted) {
+        report.alerts += 1;
+        await deps
+          .alert?.({ event: `domain_${condition}`, tenant: tenant.slug, domain: row.hostname, status: next.status })
+          .catch(() => undefined);
+      }
+    } catch {
+      // Cloudflare unavailable for this one: it is tried again on a later invocation.
+      await deps.db
+        .update(domains)
+        .set({ checkedAt: new Date().toISOString() })
+        .where(eq(domains.hostname, row.hostname));
+    }
+  }
+  return report;
+}
+
+/** One KV operation: the host's record written (now active) or deleted (no longer active). */
+async function projectHost(deps: ControlDeps, tenant: TenantRow, hostname: string, active: boolean): Promise<void> {
+  const record = desiredRecords(tenant, [{ hostname, status: active ? "active" : "pending" }]).get(hostKey(hostname));
+  if (record) await deps.kv.put(hostKey(hostname), JSON.stringify(record));
+  else await deps.kv.delete(hostKey(hostname));
+  deps.onProjected?.();
+}
