@@ -27,6 +27,8 @@ export default defineConfig({
                 CONTROL_DATABASE_URL: inject("controlUrl"),
                 LOCAL_PROVISIONER_URL: inject("adminUrl"),
                 NEON_API_KEY: "",
+                // No Cloudflare by default (domains served at once); admin-domains.test.ts sets it per request.
+                CLOUDFLARE_API_TOKEN: "",
                 EXPORT_SIGNING_KEY: `${String(inject("adminJwtSecret"))}-exports`,
                 DB_TIMEOUT_MS: "3000",
                 LOG_LEVEL: "warn",

@@ -82,8 +82,8 @@ export type DomainState = (typeof DOMAIN_STATES)[number];
 
 /** What the customer must publish: the CNAME, the ownership and certificate TXT records, or an HTTP token. */
 export interface DnsInstructions {
-  readonly records: readonly { readonly type: "CNAME" | "TXT"; readonly name: string; readonly value: string }[];
-  readonly http?: { readonly url: string; readonly body: string } | undefined;
+  records: { type: "CNAME" | "TXT"; name: string; value: string }[];
+  http?: { url: string; body: string } | undefined;
 }
 
 export const domains = pgTable(

@@ -46,49 +46,33 @@ export async function pollDomains(
   deps: ControlDeps,
   limits: { batch: number; cloudflareRequests: number } = DOMAIN_POLL,
 ): Promise<PollReport> {
+  if (!deps.customHostnames) return { checked: 0, activated: 0, alerts: 0, removed: 0 };
+  return checkDomains(deps, await duePage(deps, limits.batch), limits.cloudflareRequests);
+}
+
+/** Checks these domains against Cloudflare (at most `cloudflareRequests` requests) and records what changed. */
+export async function checkDomains(
+  deps: ControlDeps,
+  page: readonly DomainRow[],
+  cloudflareRequests: number,
+): Promise<PollReport> {
   const api = deps.customHostnames;
-  if (!api) return { checked: 0, activated: 0, alerts: 0, removed: 0 };
-  const page = await duePage(deps, limits.batch);
-  const owners = page.length
-    ? await deps.db
-        .select()
-        .from(tenants)
-        .where(inArray(tenants.id, [...new Set(page.map((d) => d.tenantId))]))
-    : [];
+  const report = { checked: 0, activated: 0, alerts: 0, removed: 0 };
+  if (!api || page.length === 0) return report;
+  const owners = await deps.db
+    .select()
+    .from(tenants)
+    .where(inArray(tenants.id, [...new Set(page.map((d) => d.tenantId))]));
   const tenantOf = new Map(owners.map((t) => [t.id, t]));
   const start = api.requests();
-  let origin: string | undefined;
-  const report = { checked: 0, activated: 0, alerts: 0, removed: 0 };
+  const origin = { value: undefined as string | undefined };
   for (const row of page) {
-    if (api.requests() - start + 4 > limits.cloudflareRequests) break;
+    if (api.requests() - start + 4 > cloudflareRequests) break;
     const tenant = tenantOf.get(row.tenantId);
     if (!tenant) continue;
     report.checked += 1;
     try {
-      if (row.status === "removing") {
-        if (await releaseDomain(deps, row)) report.removed += 1;
-        continue;
-      }
-      if (!row.cfId) {
-        await createCustomHostname(deps, tenant, row.hostname);
-        continue;
-      }
-      const seen = await api.get(row.cfId);
-      origin ??= seen && row.status === "pending" ? await api.fallbackOrigin() : undefined;
-      const next = observe(seen, row.status === "pending" ? origin : undefined);
-      const condition = alertCondition(next);
-      await deps.db
-        .update(domains)
-        .set({ ...next, alerted: condition, checkedAt: new Date().toISOString() })
-        .where(eq(domains.hostname, row.hostname));
-      if (next.status !== row.status) await projectHost(deps, tenant, row.hostname, next.status === "active");
-      if (next.status === "active" && row.status !== "active") report.activated += 1;
-      if (condition && condition !== row.alerted) {
-        report.alerts += 1;
-        await deps
-          .alert?.({ event: `domain_${condition}`, tenant: tenant.slug, domain: row.hostname, status: next.status })
-          .catch(() => undefined);
-      }
+      await checkOne(deps, tenant, row, origin, report);
     } catch {
       // Cloudflare unavailable for this one: it is tried again on a later invocation.
       await deps.db
@@ -98,6 +82,38 @@ export async function pollDomains(
     }
   }
   return report;
+}
+
+async function checkOne(
+  deps: ControlDeps,
+  tenant: TenantRow,
+  row: DomainRow,
+  origin: { value: string | undefined },
+  report: { activated: number; alerts: number; removed: number },
+): Promise<void> {
+  const api = deps.customHostnames;
+  if (!api) return;
+  if (row.status === "removing") {
+    if (await releaseDomain(deps, row)) report.removed += 1;
+    return;
+  }
+  if (!row.cfId) return createCustomHostname(deps, tenant, row.hostname);
+  const seen = await api.get(row.cfId);
+  if (seen && row.status === "pending") origin.value ??= await api.fallbackOrigin();
+  const next = observe(seen, row.status === "pending" ? origin.value : undefined);
+  const condition = alertCondition(next);
+  await deps.db
+    .update(domains)
+    .set({ ...next, alerted: condition, checkedAt: new Date().toISOString() })
+    .where(eq(domains.hostname, row.hostname));
+  if (next.status !== row.status) await projectHost(deps, tenant, row.hostname, next.status === "active");
+  if (next.status === "active" && row.status !== "active") report.activated += 1;
+  if (condition && condition !== row.alerted) {
+    report.alerts += 1;
+    await deps
+      .alert?.({ event: `domain_${condition}`, tenant: tenant.slug, domain: row.hostname, status: next.status })
+      .catch(() => undefined);
+  }
 }
 
 /** One KV operation: the host's record written (now active) or deleted (no longer active). */

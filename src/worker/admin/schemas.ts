@@ -5,7 +5,7 @@
  * once in the document and are referenced by every route that returns them.
  */
 import { z } from "@hono/zod-openapi";
-import { TENANT_STATES } from "../../control/schema.ts";
+import { DOMAIN_STATES, TENANT_STATES } from "../../control/schema.ts";
 
 /** A JSON response of `schema`, for a route's `responses`. */
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
@@ -31,6 +31,26 @@ export const problems = {
 
 // Tenants and their domains.
 
+export const Domain = z
+  .object({
+    hostname: z.string(),
+    status: z.enum(DOMAIN_STATES),
+    customHostname: z.boolean().openapi({ description: "a Cloudflare for SaaS custom hostname" }),
+    sslStatus: z.string().nullable(),
+    validationErrors: z.array(z.string()),
+    dns: z
+      .object({
+        records: z.array(z.object({ type: z.enum(["CNAME", "TXT"]), name: z.string(), value: z.string() })),
+        http: z.object({ url: z.string(), body: z.string() }).optional(),
+      })
+      .nullable()
+      .openapi({ description: "what the customer must publish" }),
+    checkedAt: z.string().nullable(),
+  })
+  .openapi("Domain");
+
+export const DomainList = z.object({ slug: z.string(), items: z.array(Domain) });
+
 export const Tenant = z
   .object({
     id: z.string(),
@@ -41,6 +61,7 @@ export const Tenant = z
     provisioner: z.string(),
     schemaVersion: z.string().nullable(),
     domains: z.array(z.string()),
+    domainDetails: z.array(Domain),
     failedStep: z.string().nullable(),
     failureReason: z.string().nullable(),
     createdAt: z.string(),
@@ -102,6 +123,14 @@ export const ReconcileReport = z.object({
   stale: z.number(),
   orphan: z.number(),
   ok: z.number(),
+  customHostnames: z
+    .object({
+      hostnamesWithoutDomain: z.array(z.string()),
+      domainsWithoutHostname: z.array(z.string()),
+      complete: z.boolean(),
+    })
+    .optional()
+    .openapi({ description: "with Cloudflare configured: orphans on either side (reported, not repaired)" }),
 });
 
 export const KeyStatus = z.object({

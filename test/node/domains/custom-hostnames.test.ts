@@ -10,6 +10,7 @@ import { eq, isNotNull, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/neon-http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCloudflareClient } from "../../../src/control/domains/cloudflare.ts";
+import { hostnameOrphans } from "../../../src/control/domains/orphans.ts";
 import { pollDomains } from "../../../src/control/domains/poll.ts";
 import * as schema from "../../../src/control/schema.ts";
 import { createTenant } from "../../../src/control/tenants/create.ts";
@@ -196,6 +197,21 @@ describe("custom hostnames", () => {
     await deleteTenant(deps, other, other);
     expect(fake.hostnames()).not.toContain(host);
   });
+});
+
+describe("reconcile's custom hostname report", () => {
+  it("names custom hostnames without a domain and domains without a custom hostname", async () => {
+    const stray = fake.adopt([`stray-${suffix}.example.com`]);
+    const host = `lost-${suffix}.example.com`;
+    await addDomain(deps, slug(), host);
+    fake.drop(host);
+    const report = await hostnameOrphans(deps);
+    expect(stray).toHaveLength(1);
+    expect(report?.complete).toBe(true);
+    expect(report?.hostnamesWithoutDomain).toContain(`stray-${suffix}.example.com`);
+    expect(report?.domainsWithoutHostname).toContain(host);
+    expect(report?.hostnamesWithoutDomain).not.toContain(`shop-${suffix}.example.com`);
+  }, 60_000);
 });
 
 describe("the cron's domain pass over 10,000 pending domains", () => {
