@@ -19,9 +19,12 @@ export function observe(hostname: CustomHostname | undefined, fallbackOrigin?: s
   // Gone on Cloudflare's side (deleted there, or moved for 7 days): the edge must stop serving it.
   if (!hostname) return { status: "deleted", sslStatus: null, validationErrors: [] };
   const sslStatus = hostname.ssl?.status ?? null;
+  // Ownership and certificate validation often fail for the same reason, worded the same: once each.
   const validationErrors = [
-    ...(hostname.verification_errors ?? []),
-    ...(hostname.ssl?.validation_errors ?? []).map((e) => e.message),
+    ...new Set([
+      ...(hostname.verification_errors ?? []),
+      ...(hostname.ssl?.validation_errors ?? []).map((e) => e.message),
+    ]),
   ];
   const live = (hostname.status === "active" || hostname.status === "active_redeploying") && sslStatus === "active";
   const status: DomainState =
