@@ -28,7 +28,11 @@ export default defineConfig({
                 LOCAL_PROVISIONER_URL: inject("adminUrl"),
                 NEON_API_KEY: "",
                 // No Cloudflare by default (domains served at once); admin-domains.test.ts sets it per request.
+                // Set here so that the fake API and alert sink `npm run dev` writes to .dev.vars never apply.
                 CLOUDFLARE_API_TOKEN: "",
+                CLOUDFLARE_ZONE_ID: "",
+                CLOUDFLARE_API_URL: "",
+                ALERT_WEBHOOK_URL: "",
                 EXPORT_SIGNING_KEY: `${String(inject("adminJwtSecret"))}-exports`,
                 DB_TIMEOUT_MS: "3000",
                 LOG_LEVEL: "warn",

@@ -5,13 +5,14 @@
  * caller brings the database, so its connection strings are sealed at once and provisioning skipped.
  */
 
+import { eq } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import { isValidSlug } from "../../shared/host.ts";
 import type { ProvisionerKind } from "../provisioners/types.ts";
 import { domains, tenants } from "../schema.ts";
 import { audited } from "./audit.ts";
 import { type ControlDeps, provisionerFor } from "./deps.ts";
-import { normaliseDomain } from "./domains.ts";
+import { createCustomHostname, normaliseDomain } from "./domains.ts";
 import { onboard } from "./onboarding.ts";
 import { isUniqueViolation, type TenantView } from "./rows.ts";
 import { sealConnections } from "./secrets.ts";
@@ -96,7 +97,7 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
             provisioner: kind,
             ...(secrets ?? {}),
           }),
-          // With Cloudflare configured they are custom hostnames, created by the cron (domains/poll.ts).
+          // With Cloudflare configured they are custom hostnames, pending until active.
           ...hostnames.map((hostname) =>
             deps.db
               .insert(domains)
@@ -109,9 +110,22 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
         if (isUniqueViolation(error)) throw new AppError(409, "conflict", "A domain is already mapped to a tenant.");
         throw error;
       }
+      await startCustomHostnames(deps, id, hostnames);
       await deps.afterStep?.("created", id);
       return onboard(deps, id);
     },
     (tenant) => ({ id: tenant.id, region: tenant.region, status: tenant.status }),
   );
+}
+
+/**
+ * Creates the custom hostnames of a new tenant's domains at once, so validation runs while the
+ * database is provisioned. One Cloudflare refuses or cannot take stays pending without an id and
+ * the cron's domain pass (domains/poll.ts) creates it later; onboarding goes on either way.
+ */
+async function startCustomHostnames(deps: ControlDeps, id: string, hostnames: readonly string[]): Promise<void> {
+  if (!deps.customHostnames || hostnames.length === 0) return;
+  const [row] = await deps.db.select().from(tenants).where(eq(tenants.id, id));
+  if (!row) return;
+  for (const hostname of hostnames) await createCustomHostname(deps, row, hostname).catch(() => undefined);
 }

@@ -197,6 +197,18 @@ describe("custom hostnames", () => {
     await deleteTenant(deps, other, other);
     expect(fake.hostnames()).not.toContain(host);
   });
+
+  it("creates the custom hostnames of a new tenant's domains at once", async () => {
+    const other = `dom3-${suffix}`;
+    const host = `new-${suffix}.example.com`;
+    const tenant = await createTenant(deps, { slug: other, region: "local", domains: [host] });
+    expect(fake.hostnames()).toContain(host);
+    expect(detail(tenant, host)).toMatchObject({ status: "pending", customHostname: true });
+    expect(detail(tenant, host)?.dns?.records[0]).toEqual({ type: "CNAME", name: host, value: expect.any(String) });
+    expect(await kv.get(`host:${host}`, "text")).toBeNull();
+    await deleteTenant(deps, other, other);
+    expect(fake.hostnames()).not.toContain(host);
+  });
 });
 
 describe("reconcile's custom hostname report", () => {
