@@ -36,6 +36,14 @@ export function printDomains(items: readonly DomainView[]): void {
   );
 }
 
+/** The DNS records of each custom hostname still waiting for the customer (`tenants show`). */
+export function printPendingDns(items: readonly DomainView[]): void {
+  for (const domain of items.filter((d) => d.customHostname && d.status === "pending" && d.dns)) {
+    console.log(`\n${domain.hostname}: the customer must create (zone-file format):`);
+    for (const line of dnsLines(domain)) console.log(`  ${line}`);
+  }
+}
+
 function printAdded(tenant: TenantView, host: string): void {
   const domain = tenant.domainDetails.find((d) => d.hostname === host.toLowerCase().replace(/\.$/, ""));
   if (!domain) {

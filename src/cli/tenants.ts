@@ -5,7 +5,7 @@
 import { readFileSync } from "node:fs";
 import type { TenantView } from "../control/tenants/rows.ts";
 import { needSlug, output, parse, UsageError } from "./args.ts";
-import { printDomains } from "./domains.ts";
+import { printDomains, printPendingDns } from "./domains.ts";
 import { table } from "./format.ts";
 import { client } from "./session.ts";
 
@@ -48,6 +48,7 @@ function printTenant(t: TenantView): void {
   if (t.domainDetails.length > 0) {
     console.log("");
     printDomains(t.domainDetails);
+    printPendingDns(t.domainDetails);
   }
 }
 

@@ -123,7 +123,10 @@ export async function removeDomain(deps: ControlDeps, slug: string, domain: stri
   );
 }
 
-/** Re-triggers validation (a PATCH with the same ssl) and records the answer. */
+/**
+ * Re-triggers validation (a PATCH with the same ssl) and records the answer; a domain whose custom
+ * hostname Cloudflare no longer has (`deleted`) gets a new one.
+ */
 export async function verifyDomain(deps: ControlDeps, slug: string, domain: string): Promise<TenantView> {
   return audited(
     deps,
@@ -138,7 +141,10 @@ export async function verifyDomain(deps: ControlDeps, slug: string, domain: stri
         .where(and(eq(domains.hostname, hostname), eq(domains.tenantId, row.id)));
       if (!found || found.status === "removing")
         throw new AppError(404, "not_found", "This domain is not mapped to this tenant.");
-      if (deps.customHostnames && found.cfId) {
+      if (deps.customHostnames && found.status === "deleted") {
+        // Gone on Cloudflare's side (deleted there, or moved for 7 days): a new custom hostname.
+        await createCustomHostname(deps, row, hostname);
+      } else if (deps.customHostnames && found.cfId) {
         const answer = await deps.customHostnames.revalidate(found.cfId);
         const origin = await deps.customHostnames.fallbackOrigin();
         await deps.db

@@ -160,6 +160,9 @@ describe("custom hostnames", () => {
     const [row] = await deps.db.select().from(schema.domains).where(eq(schema.domains.hostname, host));
     expect(row?.status).toBe("deleted");
     expect(alerts.slice(before)).toContainEqual(expect.objectContaining({ event: "domain_deleted", domain: host }));
+    // `domains verify` gives it a new custom hostname, pending again.
+    expect(detail(await verifyDomain(deps, slug(), host), host)).toMatchObject({ status: "pending" });
+    expect(fake.hostnames()).toContain(host);
   });
 
   it("retries a removal Cloudflare refused from the cron, leaving nothing on either side", async () => {
