@@ -2,8 +2,9 @@
  * Custom domains through the admin API with Cloudflare configured (per request, against the fake
  * Cloudflare API of global-setup.ts, which activates a hostname 1.5 s after creation): a new domain
  * is pending and answers 404 at the edge until `domains status` sees it active, then serves the
- * tenant; a `.invalid` one stays pending with its validation error; removal makes it 404 again and
- * leaves no custom hostname; reserved names are 422. Slugs here start with `dm-`.
+ * tenant; a `.invalid` one stays pending with its validation error and alerts the webhook once;
+ * removal makes it 404 again and leaves no custom hostname; reserved names are 422. Slugs here
+ * start with `dm-`.
  */
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, inject, it } from "vitest";
@@ -14,6 +15,7 @@ const cloudflare = (): Partial<Env> => ({
   CLOUDFLARE_ZONE_ID: "zone-worker-test",
   CLOUDFLARE_API_URL: inject("cloudflareUrl"),
   CLOUDFLARE_API_TOKEN: inject("cloudflareToken"),
+  ALERT_WEBHOOK_URL: inject("alertSinkUrl"),
 });
 let admin = "";
 
@@ -77,13 +79,18 @@ describe("custom domains with Cloudflare configured", () => {
     expect(await zoneHostnames()).not.toContain(host);
   });
 
-  it("keeps a .invalid hostname pending with its validation error", async () => {
+  it("keeps a .invalid hostname pending with its validation error, alerting the webhook once", async () => {
     const broken = "shop.dm-broken.invalid";
     expect((await adminCall("/v1/tenants/globex/domains", json({ domain: broken }))).status).toBe(200);
     await sleep(1_600);
     const domain = (await status("globex")).find((d) => d.hostname === broken);
     expect(domain?.status).toBe("pending");
     expect(domain?.validationErrors.length).toBeGreaterThan(0);
+    await status("globex");
+    const received = (await (await fetch(inject("alertSinkUrl"))).json()) as { event: string; domain: string }[];
+    expect(received.filter((a) => a.domain === broken)).toEqual([
+      expect.objectContaining({ event: "domain_validation_failed", domain: broken }),
+    ]);
     expect((await call(`http://${broken}/api/products`)).status).toBe(404);
     expect((await adminCall(`/v1/tenants/globex/domains/${broken}`, { method: "DELETE" })).status).toBe(200);
   });

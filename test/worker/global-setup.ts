@@ -6,6 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { neonConfig } from "@neondatabase/serverless";
 import type { TestProject } from "vitest/node";
+import { startAlertSink } from "../../src/dev/alert-sink.ts";
 import { startFakeCloudflareApi } from "../../src/dev/fake-cloudflare/server.ts";
 import { DEMO_TENANTS, ensureControlDatabase, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
@@ -32,12 +33,15 @@ declare module "vitest" {
     /** The fake Cloudflare API (custom hostnames active 1.5 s after creation) and its token. */
     cloudflareUrl: string;
     cloudflareToken: string;
+    /** An alert webhook that keeps what it receives (GET lists it), for tests that set ALERT_WEBHOOK_URL. */
+    alertSinkUrl: string;
   }
 }
 
 export default async function setup(project: TestProject) {
   const stack = await startLocalStack({ gateway: { port: 0 } });
   const cloudflare = await startFakeCloudflareApi({ activateAfterMs: 1_500 });
+  const alerts = await startAlertSink(0, () => undefined);
   neonConfig.fetchEndpoint = stack.gateway.url;
   // The ring the Worker runs with: k1 encrypts; k0 is a retired key that still decrypts, as in the
   // middle of a rotation (admin-keys.test.ts writes tenants under it and re-encrypts them).
@@ -67,17 +71,20 @@ export default async function setup(project: TestProject) {
     project.provide("controlUrl", controlUrl);
     project.provide("cloudflareUrl", cloudflare.url);
     project.provide("cloudflareToken", cloudflare.apiToken);
+    project.provide("alertSinkUrl", alerts.url);
     project.provide(
       "tenants",
       seeded.map((t) => ({ slug: t.slug, id: t.id, kv: t.kv, url: t.url, database: t.database })),
     );
   } catch (error) {
     await cloudflare.close();
+    await alerts.close();
     await stack.stop();
     throw error;
   }
   return async () => {
     await cloudflare.close();
+    await alerts.close();
     await stack.stop();
   };
 }
