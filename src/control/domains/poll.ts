@@ -6,7 +6,7 @@
  * operation (its `host:` record written on activation or deleted when it stops being active) and
  * `attempts` Cloudflare requests; the page stops early once the Cloudflare budget is spent.
  */
-import { and, asc, eq, inArray, isNotNull, ne, or, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNotNull, type SQL, sql } from "drizzle-orm";
 import { hostKey } from "../../shared/tenant-record.ts";
 import { domains, tenants } from "../schema.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
@@ -17,7 +17,7 @@ import { alertCondition, observe } from "./observe.ts";
 import { releaseDomain } from "./release.ts";
 
 export const DOMAIN_POLL = {
-  /** Domains per invocation: ≤ 100 KV operations and ≤ 100 + 3 control-database queries. */
+  /** Domains per invocation: ≤ 100 KV operations and ≤ 100 + 4 control-database queries. */
   batch: 100,
   /** Cloudflare requests per invocation, retries included. */
   cloudflareRequests: 400,
@@ -30,16 +30,30 @@ export interface PollReport {
   readonly removed: number;
 }
 
-/** The page: domains with a Cloudflare side, least recently checked first (never-checked first of all). */
+/**
+ * The page: half for settling domains (pending, removing: a customer or a delete is waiting), half
+ * for the settled ones (active, moved, blocked: watched for changes on Cloudflare's side), each least
+ * recently checked first (never-checked first of all); a half left unused goes to the other. A new
+ * domain is thus checked within a few invocations even behind thousands of active ones, and a
+ * backlog of stuck pending domains does not stop active ones from being watched.
+ */
 async function duePage(deps: ControlDeps, batch: number): Promise<DomainRow[]> {
-  return deps.db
-    .select()
-    .from(domains)
-    .where(
-      or(inArray(domains.status, ["pending", "removing"]), and(isNotNull(domains.cfId), ne(domains.status, "deleted"))),
-    )
-    .orderBy(sql`${domains.checkedAt} ASC NULLS FIRST`, asc(domains.hostname))
-    .limit(batch);
+  const page = (where: SQL | undefined) =>
+    deps.db
+      .select()
+      .from(domains)
+      .where(where)
+      .orderBy(sql`${domains.checkedAt} ASC NULLS FIRST`, asc(domains.hostname))
+      .limit(batch);
+  const settling = await page(inArray(domains.status, ["pending", "removing"]));
+  const settled = await page(and(isNotNull(domains.cfId), inArray(domains.status, ["active", "moved", "blocked"])));
+  return sharePage(settling, settled, batch);
+}
+
+/** Up to `batch` rows, half from each list, a half one list leaves unused going to the other. */
+export function sharePage<T>(settling: readonly T[], settled: readonly T[], batch: number): T[] {
+  const fromSettling = Math.min(settling.length, Math.max(Math.ceil(batch / 2), batch - settled.length));
+  return [...settling.slice(0, fromSettling), ...settled.slice(0, batch - fromSettling)];
 }
 
 export async function pollDomains(
