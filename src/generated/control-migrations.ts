@@ -48,7 +48,15 @@ export const controlMigrations: MigrationBundle = [
     "down": null
   },
   {
-    "name": "0004_custom_hostnames",
+    "name": "0004_one_running_run",
+    "checksum": "ca77f8203c8359c7e2b8636acb2e7ec7615ad71d1650326470d5c65fb5d8c58e",
+    "statements": [
+      "CREATE UNIQUE INDEX \"migration_runs_one_running\" ON \"migration_runs\" USING btree (\"status\") WHERE \"migration_runs\".\"status\" = 'running';"
+    ],
+    "down": null
+  },
+  {
+    "name": "0005_custom_hostnames",
     "checksum": "34e03ed88caff7040a7bd2fc45089e74bf546e04301a9a31ca6e398ec979c88f",
     "statements": [
       "ALTER TABLE \"domains\" ADD COLUMN \"status\" text DEFAULT 'active' NOT NULL;",
