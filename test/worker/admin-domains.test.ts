@@ -95,6 +95,18 @@ describe("custom domains with Cloudflare configured", () => {
     expect((await adminCall(`/v1/tenants/globex/domains/${broken}`, { method: "DELETE" })).status).toBe(200);
   });
 
+  it("documents the domain routes in the OpenAPI document, with the quota and Cloudflare refusals", async () => {
+    const doc = (await (await call(`${ADMIN}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+      components: { schemas: Record<string, { properties: Record<string, unknown> }> };
+    };
+    expect(doc.paths["/v1/tenants/{slug}/domains"]?.get?.responses).toHaveProperty("200");
+    expect(doc.paths["/v1/tenants/{slug}/domains"]?.post?.responses).toHaveProperty("409");
+    expect(doc.paths["/v1/tenants/{slug}/domains/{domain}/verify"]?.post?.responses).toHaveProperty("502");
+    expect(doc.components.schemas.Problem?.properties).toHaveProperty("quota");
+    expect(doc.components.schemas.Domain?.properties).toHaveProperty("dns");
+  });
+
   it("refuses reserved names with 422", async () => {
     for (const reserved of ["admin.localhost", "tenantry.localhost", "globex.tenantry.localhost"]) {
       const response = await adminCall("/v1/tenants/globex/domains", json({ domain: reserved }));

@@ -14,7 +14,21 @@ export const json = <T extends z.ZodType>(schema: T, description: string) => ({
 });
 
 export const Problem = z
-  .object({ type: z.string(), title: z.string(), status: z.number(), code: z.string(), detail: z.string().optional() })
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number(),
+    code: z.string(),
+    detail: z.string().optional(),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .openapi({ description: "validation_failed: the fields refused" }),
+    quota: z
+      .object({ allocated: z.number(), used: z.number() })
+      .optional()
+      .openapi({ description: "quota_exceeded: the SaaS zone's custom hostname quota" }),
+  })
   .openapi("Problem");
 
 /** The refusals every admin route may answer with (RFC 9457 problem+json). */
@@ -27,6 +41,19 @@ export const problems = {
     content: { "application/problem+json": { schema: Problem } },
   },
   422: { description: "Validation failed", content: { "application/problem+json": { schema: Problem } } },
+} as const;
+
+/** The refusals of the domain routes that reach Cloudflare: a full quota, and Cloudflare failing. */
+export const domainProblems = {
+  ...problems,
+  409: {
+    description: "Domain taken (here or on the zone), or the custom hostname quota is full (quota_exceeded)",
+    content: { "application/problem+json": { schema: Problem } },
+  },
+  502: {
+    description: "Cloudflare did not answer after retries (cloudflare_unavailable) or refused (cloudflare_rejected)",
+    content: { "application/problem+json": { schema: Problem } },
+  },
 } as const;
 
 // Tenants and their domains.

@@ -8,7 +8,7 @@ import { domainStatus } from "../../../control/domains/status.ts";
 import { addDomain, removeDomain, verifyDomain } from "../../../control/tenants/domains.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { fleetDeps } from "../request-deps.ts";
-import { DomainBody, DomainList, DomainParam, json, problems, SlugParam, Tenant } from "../schemas.ts";
+import { DomainBody, DomainList, DomainParam, domainProblems, json, SlugParam, Tenant } from "../schemas.ts";
 
 export const domainRoutes = {
   add: createRoute({
@@ -20,7 +20,7 @@ export const domainRoutes = {
       params: SlugParam,
       body: { required: true, content: { "application/json": { schema: DomainBody } } },
     },
-    responses: { 200: json(Tenant, "The tenant"), ...problems },
+    responses: { 200: json(Tenant, "The tenant"), ...domainProblems },
   }),
   status: createRoute({
     method: "get",
@@ -28,7 +28,7 @@ export const domainRoutes = {
     summary: "A tenant's domains and their status",
     middleware: requireScope("tenants:read"),
     request: { params: SlugParam },
-    responses: { 200: json(DomainList, "The domains"), ...problems },
+    responses: { 200: json(DomainList, "The domains"), ...domainProblems },
   }),
   verify: createRoute({
     method: "post",
@@ -36,7 +36,7 @@ export const domainRoutes = {
     summary: "Re-trigger a domain's validation",
     middleware: requireScope("tenants:write"),
     request: { params: DomainParam },
-    responses: { 200: json(Tenant, "The tenant"), ...problems },
+    responses: { 200: json(Tenant, "The tenant"), ...domainProblems },
   }),
   remove: createRoute({
     method: "delete",
@@ -44,7 +44,7 @@ export const domainRoutes = {
     summary: "Unmap a domain (and delete its custom hostname)",
     middleware: requireScope("tenants:write"),
     request: { params: DomainParam },
-    responses: { 200: json(Tenant, "The tenant"), ...problems },
+    responses: { 200: json(Tenant, "The tenant"), ...domainProblems },
   }),
 };
 
