@@ -34,6 +34,7 @@ export default defineConfig({
                 CLOUDFLARE_API_URL: "",
                 ALERT_WEBHOOK_URL: "",
                 EXPORT_SIGNING_KEY: `${String(inject("adminJwtSecret"))}-exports`,
+                CONSOLE_SESSION_SECRET: `${String(inject("adminJwtSecret"))}-console`,
                 DB_TIMEOUT_MS: "3000",
                 LOG_LEVEL: "warn",
               },

@@ -16,7 +16,7 @@ import { getPlatformProxy } from "wrangler";
 import { projectRoot, readDevVars, WRANGLER_ENV, wranglerConfigPath, wranglerVars } from "../cli/project-config.ts";
 import type { KvStore } from "../control/tenants/deps.ts";
 import { reconcile } from "../control/tenants/reconcile.ts";
-import { mintTenantToken } from "../shared/tokens.ts";
+import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../shared/tokens.ts";
 import { startAlertSink } from "./alert-sink.ts";
 import { ensureDevVars } from "./dev-vars.ts";
 import { startFakeCloudflareApi } from "./fake-cloudflare/server.ts";
@@ -132,7 +132,21 @@ try {
   });
   await waitForWorker(`http://127.0.0.1:${WORKER_PORT}/healthz`, wrangler, 60_000);
 
-  const { JWT_ISSUER = "", JWT_AUDIENCE = "" } = wranglerVars();
+  const {
+    JWT_ISSUER = "",
+    JWT_AUDIENCE = "",
+    ADMIN_HOST = "admin.localhost",
+    ADMIN_JWT_ISSUER = "",
+    ADMIN_JWT_AUDIENCE = "",
+  } = wranglerVars();
+  const adminToken = await mintAdminToken({
+    secret: vars.ADMIN_JWT_SECRET as string,
+    issuer: ADMIN_JWT_ISSUER,
+    audience: ADMIN_JWT_AUDIENCE,
+    sub: "dev@localhost",
+    scope: ALL_ADMIN_SCOPES,
+    ttlSeconds: 86_400,
+  });
   const tokens = await Promise.all(
     seeded.map((t) =>
       mintTenantToken({
@@ -154,6 +168,10 @@ Tenantry is running.
   Cloudflare ${cloudflare.url}   (fake API: custom hostnames active ${ACTIVATE_AFTER_MS / 1000} s after creation)
   Alerts    ${vars.ALERT_WEBHOOK_URL}
   Postgres  ${stack.postgres.url.replace(/:[^:@/]+@/, ":****@")}
+
+Operator console: http://${ADMIN_HOST}${base}/  (open it in a browser; *.localhost is this machine)
+  Sign in with this admin token (every scope, valid 24 h; mint more with: npx tenantry token --admin | tail -1):
+  ${adminToken}
 
 Try it (tokens are valid for 24 h; mint more with: npx tenantry token --tenant acme --sub alice):
   curl http://acme.localhost${base}/api/products
