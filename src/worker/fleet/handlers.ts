@@ -6,6 +6,8 @@
  * backoff only when the control plane itself could not be reached, and lands in the dead-letter
  * queue after the configured retries.
  */
+
+import { pollDomains } from "../../control/domains/poll.ts";
 import {
   type ExportDeps,
   type ExportMessage,
@@ -49,6 +51,7 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
         alert: String(payload.event),
         runId: String(payload.runId ?? ""),
         tenant: String(payload.tenant ?? ""),
+        ...(payload.domain ? { domain: String(payload.domain) } : {}),
         ...(payload.migration ? { migration: String(payload.migration) } : {}),
         ...(payload.status ? { status: String(payload.status) } : {}),
       });
@@ -109,6 +112,7 @@ export async function handleScheduled(
     log.log("info", "exports_scheduled", { exports });
     return;
   }
+  log.log("info", "domains_polled", { ...(await pollDomains(deps).catch(() => ({ failed: 1 }))) });
   const { queued } = await dispatch(deps);
   const report = await reconcile(deps);
   log.log("info", "fleet_dispatch", {
