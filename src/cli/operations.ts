@@ -5,7 +5,7 @@ import { client } from "./session.ts";
 
 export async function reconcileCommand(args: string[]): Promise<void> {
   const { values } = parse(args, {});
-  const report = await (await client()).call<Record<string, number>>("POST", "/v1/reconcile");
+  const report = await (await client()).call<Record<string, unknown>>("POST", "/v1/reconcile");
   output(values, report, (r) => console.log(table(Object.entries(r).map(([k, v]) => [k, String(v)]))));
 }
 

@@ -102,6 +102,10 @@ export const ReconcileReport = z.object({
   stale: z.number(),
   orphan: z.number(),
   ok: z.number(),
+  pass: z.string(),
+  seq: z.number(),
+  phase: z.string(),
+  done: z.boolean(),
 });
 
 export const KeyStatus = z.object({

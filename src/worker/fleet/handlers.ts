@@ -14,7 +14,7 @@ import {
 } from "../../control/export/service.ts";
 import { applyTenant } from "../../control/fleet/consumer.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet/dispatch.ts";
-import { reconcile } from "../../control/tenants/reconcile.ts";
+import { nextMessage, type ReconcileMessage, reconcile } from "../../control/tenants/reconcile.ts";
 import { controlDepsFrom } from "../admin/deps.ts";
 import { createLogger, type Logger } from "../http/log.ts";
 import { configureEndpoint } from "../tenant-db/middleware.ts";
@@ -87,13 +87,27 @@ export async function handleScheduled(
     return;
   }
   const { queued } = await dispatch(deps);
+  // One step of the KV reconcile pass; the queue takes it further (null: the queue has it).
   const report = await reconcile(deps);
+  if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
   log.log("info", "fleet_dispatch", {
     queued,
-    kvMissing: report.missing,
-    kvStale: report.stale,
-    kvOrphan: report.orphan,
+    kvPhase: report?.phase ?? "queued",
+    kvMissing: report?.missing ?? 0,
+    kvStale: report?.stale ?? 0,
+    kvOrphan: report?.orphan ?? 0,
   });
+}
+
+function isReconcileMessage(body: unknown): body is ReconcileMessage {
+  const b = body as Partial<ReconcileMessage> | null;
+  return typeof b === "object" && b !== null && b.kind === "reconcile" && typeof b.pass === "string";
+}
+
+/** One step of a reconcile pass, and the message for the next while the pass is not done. */
+async function reconcileStep(env: Env, deps: ExportDeps, body: ReconcileMessage): Promise<void> {
+  const report = await reconcile(deps, { from: body });
+  if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
 }
 
 function isExportMessage(body: unknown): body is ExportMessage {
@@ -137,6 +151,13 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
           });
           message.retry({ delaySeconds: 60 });
         }
+        continue;
+      }
+      if (isReconcileMessage(message.body)) {
+        await reconcileStep(env, deps, message.body).then(
+          () => message.ack(),
+          () => message.retry({ delaySeconds: 30 }),
+        );
         continue;
       }
       if (!isMigrateMessage(message.body)) {

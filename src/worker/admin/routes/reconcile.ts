@@ -1,10 +1,12 @@
 /**
  * KV reconcile on demand: the control database is the source of truth and KV the projection the
  * edge reads; this repairs the drift (the cron does the same every tick). It rewrites routing, so it
- * needs tenants:write.
+ * needs tenants:write. It starts a new pass and takes it as far as one invocation may; a larger
+ * fleet's pass continues through the queue (`done: false` in the answer).
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { reconcile } from "../../../control/tenants/reconcile.ts";
+import { nextMessage, reconcile } from "../../../control/tenants/reconcile.ts";
+import { AppError } from "../../../shared/errors.ts";
 import { type AdminEnv, requireScope } from "../auth.ts";
 import { controlDeps } from "../request-deps.ts";
 import { json, problems, ReconcileReport } from "../schemas.ts";
@@ -21,6 +23,11 @@ export const reconcileRoutes = {
 
 export function reconcileRouter() {
   const router = new OpenAPIHono<AdminEnv>();
-  router.openapi(reconcileRoutes.reconcile, async (c) => c.json(await reconcile(controlDeps(c)), 200));
+  router.openapi(reconcileRoutes.reconcile, async (c) => {
+    const report = await reconcile(controlDeps(c), { restart: true });
+    if (!report) throw new AppError(409, "conflict", "Another reconcile pass started meanwhile.");
+    if (!report.done) await c.env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
+    return c.json(report, 200);
+  });
   return router;
 }
