@@ -23,7 +23,8 @@ if (values.help) {
   console.log(`usage: npm run db -- [--data-dir DIR] [--pg-port N] [--gateway-port N] [--verbose]
 
 Starts embedded Postgres 17 (data kept in DIR, default .tenantry/postgres) and the
-Neon-compatible SQL-over-HTTP gateway (default http://127.0.0.1:4444/sql). Ctrl-C stops both.`);
+Neon-compatible gateway (HTTP http://127.0.0.1:4444/sql, WebSocket 127.0.0.1:4444/v2).
+Ctrl-C stops both.`);
   process.exit(0);
 }
 
@@ -51,11 +52,18 @@ const stack = await startLocalStack({
 
 console.log(`Postgres       ${stack.postgres.url}${process.env.DATABASE_URL ? "" : `  (data in ${dataDir})`}
 SQL-over-HTTP  ${stack.gateway.url}
+WebSocket      ws://${stack.gateway.wsProxy}?address=HOST:PORT
 
 Point the Neon driver at the gateway:
   import { neon, neonConfig } from "@neondatabase/serverless";
   neonConfig.fetchEndpoint = "${stack.gateway.url}";
   const sql = neon("${stack.postgres.url}");
+
+For Pool and Client sessions (see docs/local-stack.md):
+  neonConfig.wsProxy = "${stack.gateway.wsProxy}";
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.pipelineTLS = false;
+  neonConfig.pipelineConnect = false;
 
 Ctrl-C to stop.`);
 

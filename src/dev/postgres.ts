@@ -13,6 +13,7 @@ import { tmpdir, userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
+import { LEGACY_PASSWORD, newPassword, readPassword, writePassword } from "./postgres-password.ts";
 
 const run = promisify(execFile);
 
@@ -37,6 +38,7 @@ export interface EmbeddedOptions {
   /** Keep the data folder on stop. Default: true when `dataDir` is given. */
   persistent?: boolean;
   user?: string;
+  /** Superuser password. Default: generated per data folder (see postgres-password.ts). */
   password?: string;
   /** Receives the server's log lines; default: dropped. */
   onLog?: (line: string) => void;
@@ -129,6 +131,48 @@ function connectionUrl(host: string, port: number, user: string, password: strin
   return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}`;
 }
 
+interface PasswordChoice {
+  /** The password the cluster is initialised or started with. */
+  readonly password: string;
+  /** Set for a cluster still on the legacy password: what to move it to once it is up. */
+  readonly rotateTo?: string;
+}
+
+/**
+ * Which superuser password to use: the caller's; a fresh one for a throwaway cluster; the one
+ * stored beside a persistent data folder; a new stored one for a new folder; or, for a folder
+ * initialised before passwords were stored, the legacy one, to be rotated once the server is up.
+ */
+async function choosePassword(
+  options: EmbeddedOptions,
+  parent: string,
+  throwaway: boolean,
+  initialised: boolean,
+): Promise<PasswordChoice> {
+  if (options.password !== undefined) return { password: options.password };
+  if (throwaway) return { password: newPassword() };
+  const stored = await readPassword(parent);
+  if (stored) return { password: stored };
+  if (initialised) return { password: LEGACY_PASSWORD, rotateTo: newPassword() };
+  const password = newPassword();
+  await writePassword(parent, password);
+  return { password };
+}
+
+/** Moves a running cluster's superuser off the legacy password, then stores the new one. */
+async function rotateLegacyPassword(url: string, user: string, next: string, parent: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const ident = (await client.query<{ q: string }>("SELECT quote_ident($1) AS q", [user])).rows[0]?.q;
+    // `next` is hex (newPassword), so it needs no quoting beyond the literal's.
+    await client.query(`ALTER ROLE ${ident} PASSWORD '${next}'`);
+  } finally {
+    await client.end();
+  }
+  await writePassword(parent, next);
+}
+
 /**
  * Starts an embedded Postgres 17 cluster, initialising its data folder on first use.
  * Throwaway by default (temporary folder, free port); pass `dataDir` for a persistent cluster.
@@ -142,10 +186,12 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
   const persistent = options.persistent ?? !throwaway;
   const port = options.port ?? (await freePort());
   const user = options.user ?? "postgres";
-  const password = options.password ?? "postgres";
   const log = options.onLog ?? (() => {});
 
   await mkdir(parent, { recursive: true });
+  const initialised = await exists(join(dataDir, "PG_VERSION"));
+  const choice = await choosePassword(options, parent, throwaway, initialised);
+  let password = choice.password;
   const ids = await postgresIds();
   if (ids) {
     await chown(parent, ids.uid, ids.gid);
@@ -170,7 +216,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
     onError: (error: unknown) => log(String(error)),
   });
 
-  if (!(await exists(join(dataDir, "PG_VERSION")))) {
+  if (!initialised) {
     await server.initialise();
   }
   try {
@@ -185,6 +231,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions = {}): Prom
   const tracked = server as unknown as { process?: { kill(signal: string): boolean } };
   running.add(tracked);
   const host = "127.0.0.1";
+  if (choice.rotateTo) {
+    await rotateLegacyPassword(connectionUrl(host, port, user, password, "postgres"), user, choice.rotateTo, parent);
+    password = choice.rotateTo;
+  }
   let stopped = false;
   return {
     url: connectionUrl(host, port, user, password, "postgres"),

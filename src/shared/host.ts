@@ -112,19 +112,29 @@ function checkName(name: string): HostResult {
 }
 
 /**
- * The tenant slug when `host` is exactly `<slug>.<platformDomain>`, else `undefined`. `host` is a
- * normalizeHost result; `platformDomain` is configuration (ASCII, any case, optional trailing dot).
- * Only a valid slug is returned: slugs are validated with isValidSlug when created, so anything
- * else cannot name a tenant and is not worth a KV read.
+ * How `host` (a normalizeHost result) relates to the platform domain (configuration: ASCII, any
+ * case, optional trailing dot): `<slug>.<platformDomain>` with a valid slug; one label below the
+ * platform domain that is not a valid slug (slugs are validated with isValidSlug when created, so
+ * it cannot name a tenant and is not worth a KV read); or anything else (custom domains, deeper
+ * names below the platform domain), which is looked up by host.
  */
-export function platformSlug(host: string, platformDomain: string): string | undefined {
+export type PlatformHost = { kind: "slug"; slug: string } | { kind: "invalid_slug" } | { kind: "other" };
+
+export function classifyPlatformHost(host: string, platformDomain: string): PlatformHost {
   let domain = platformDomain.toLowerCase();
   if (domain.endsWith(".")) domain = domain.slice(0, -1);
-  if (domain === "") return undefined;
+  if (domain === "") return { kind: "other" };
   const suffix = `.${domain}`;
-  if (!host.endsWith(suffix)) return undefined;
-  const slug = host.slice(0, -suffix.length);
-  return isValidSlug(slug) ? slug : undefined;
+  if (!host.endsWith(suffix)) return { kind: "other" };
+  const label = host.slice(0, -suffix.length);
+  if (label.includes(".")) return { kind: "other" };
+  return isValidSlug(label) ? { kind: "slug", slug: label } : { kind: "invalid_slug" };
+}
+
+/** The tenant slug when `host` is exactly `<slug>.<platformDomain>` with a valid slug, else `undefined`. */
+export function platformSlug(host: string, platformDomain: string): string | undefined {
+  const match = classifyPlatformHost(host, platformDomain);
+  return match.kind === "slug" ? match.slug : undefined;
 }
 
 /**

@@ -13,6 +13,7 @@ export interface TenantTokenInput {
   readonly tenant: string;
   readonly sub: string;
   readonly ttlSeconds?: number;
+  /** Space-separated scopes; the demo store's catalogue routes need `catalog:write`. */
   readonly scope?: string;
 }
 

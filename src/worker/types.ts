@@ -3,11 +3,11 @@ import type { NeonHttpDatabase } from "drizzle-orm/neon-http";
 import type { TenantRecord } from "../shared/tenant-record.ts";
 import type { TenantClaims } from "./auth/verify.ts";
 import type { Logger } from "./http/log.ts";
+import type { RequestIdVariables } from "./http/request-id.ts";
 
 export type Db = NeonHttpDatabase<Record<string, never>>;
 
-export interface AppVariables {
-  requestId: string;
+export interface AppVariables extends RequestIdVariables {
   log: Logger;
   /** The tenant resolved from the request host (edge middleware). */
   tenant: TenantRecord;

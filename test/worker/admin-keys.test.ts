@@ -125,7 +125,7 @@ describe("encryption key rotation", () => {
     // k0 removed from the ring: the edge answers from the tenant's database.
     const served = await call(`http://${hosts[0]}/api/products`, {
       ...json({ sku: "KEY-1", name: "After rotation", priceCents: 1 }),
-      token: await token(slugs[0] as string),
+      token: await token(slugs[0] as string, "alice", { scope: "catalog:write" }),
       env: onlyCurrent,
     });
     expect(served.status, await served.clone().text()).toBe(201);

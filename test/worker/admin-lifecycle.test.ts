@@ -112,7 +112,7 @@ describe("admin API: a tenant's full lifecycle", () => {
 
     const product = await call(`http://${shop}/api/products`, {
       ...json({ sku, name: "Lifecycle widget", priceCents: 250, stock: 3 }),
-      token: await token(slug),
+      token: await token(slug, "alice", { scope: "catalog:write" }),
     });
     expect((await body<{ sku: string }>(product, 201)).sku).toBe(sku);
     expect(await productSkus(shop)).toEqual([sku]);

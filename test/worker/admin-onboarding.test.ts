@@ -124,7 +124,7 @@ async function expectServed(slug: string, host: string): Promise<void> {
   expect(await listed.json()).toEqual({ items: [] });
   const product = await call(`http://${host}/api/products`, {
     ...json({ sku: `${slug.toUpperCase()}-1`, name: "First product", priceCents: 100 }),
-    token: await token(slug),
+    token: await token(slug, "alice", { scope: "catalog:write" }),
   });
   expect(product.status).toBe(201);
   const again = (await (await call(`http://${host}/api/products`)).json()) as { items: { sku: string }[] };

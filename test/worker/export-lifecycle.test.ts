@@ -86,7 +86,7 @@ async function createTenant(slug: string, sku: string): Promise<TenantView> {
   expect(tenant.status).toBe("active");
   const product = await call(`http://${host(slug)}/api/products`, {
     ...json({ sku, name: `Export test ${slug}`, priceCents: 4200, stock: 7 }),
-    token: await token(slug),
+    token: await token(slug, "alice", { scope: "catalog:write" }),
   });
   expect(product.status, await product.clone().text()).toBe(201);
   return tenant;

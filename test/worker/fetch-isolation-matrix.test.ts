@@ -118,7 +118,7 @@ let globexAlice: string;
 
 beforeAll(async () => {
   await seedKv();
-  alice = await token("acme", "alice");
+  alice = await token("acme", "alice", { scope: "catalog:write" });
   bob = await token("acme", "bob");
   // Same subject on globex: isolation must come from the tenant, not from the user name.
   globexAlice = await token("globex", "alice");
@@ -231,7 +231,7 @@ describe("acme's ids on globex's host with globex's own token are 404", () => {
     // On initech, not globex: fetch-isolation.test.ts checks that acme and globex share no sku.
     const response = await call("http://shop.initech.localhost/api/products", {
       ...json({ sku: ids.productSku, name: "Initech namesake", priceCents: 1 }),
-      token: await token("initech", "alice"),
+      token: await token("initech", "alice", { scope: "catalog:write" }),
     });
     const product = await created<{ id: string; sku: string }>(response);
     expect(product.id).not.toBe(ids.productId);

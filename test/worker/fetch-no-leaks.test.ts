@@ -121,7 +121,7 @@ beforeAll(async () => {
   // Searching for a short password would prove nothing: make sure each one is distinctive.
   for (const t of tenants()) expect(new URL(t.url).password.length).toBeGreaterThanOrEqual(12);
 
-  ids.acmeToken = await token("acme", "leak-tester");
+  ids.acmeToken = await token("acme", "leak-tester", { scope: "catalog:write" });
   ids.globexToken = await token("globex", "leak-tester");
   const t = ids.acmeToken;
   const product = await created<{ id: string }>(
@@ -402,7 +402,7 @@ const scenarios: readonly Scenario[] = [
     send: async () =>
       call("http://leaky-down.localhost/api/products", {
         ...json({ sku: "DOWN", name: "x", priceCents: 1 }),
-        token: await token("leakydown"),
+        token: await token("leakydown", "alice", { scope: "catalog:write" }),
         env: DEBUG,
       }),
     status: 503,

@@ -53,7 +53,12 @@ export async function call(
   return response;
 }
 
-export function token(tenantSlug: string, sub = "alice", overrides: { ttlSeconds?: number } = {}): Promise<string> {
+/** A tenant token; `scope` grants e.g. `catalog:write`, which creating products needs. */
+export function token(
+  tenantSlug: string,
+  sub = "alice",
+  overrides: { ttlSeconds?: number; scope?: string } = {},
+): Promise<string> {
   return mintTenantToken({
     secret: env.JWT_SECRET as string,
     issuer: env.JWT_ISSUER,

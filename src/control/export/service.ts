@@ -8,7 +8,8 @@
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
-import { auditLog, type ExportState, exportsTable, tenants } from "../schema.ts";
+import { type ExportState, exportsTable, tenants } from "../schema.ts";
+import { audit } from "../tenants/audit.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
 import { migrationAad, ring } from "../tenants/secrets.ts";
 import { type ExportStats, exportDatabase } from "./engine.ts";
@@ -57,18 +58,6 @@ export const exportKeys = (tenantId: string, exportId: string) => ({
 
 const newExportId = () =>
   `exp_${Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
-
-async function audit(
-  deps: ControlDeps,
-  action: string,
-  target: string,
-  outcome: "ok" | "error",
-  detail: Record<string, unknown>,
-) {
-  await deps.db
-    .insert(auditLog)
-    .values({ actor: deps.actor, action, target, outcome, detail, requestId: deps.requestId ?? null });
-}
 
 /** Records an export and queues it; the consumer does the work. */
 export async function requestExport(

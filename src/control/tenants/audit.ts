@@ -8,7 +8,8 @@ import { AppError } from "../../shared/errors.ts";
 import { auditLog } from "../schema.ts";
 import type { ControlDeps } from "./deps.ts";
 
-async function audit(
+/** Writes one audit record; `audited` is the usual way in. */
+export async function audit(
   deps: ControlDeps,
   action: string,
   target: string,

@@ -7,6 +7,8 @@
  * The signature covers the tenant id, so a link works on its tenant's host only; the expiry is
  * checked after the signature, so a tampered expiry reads as a bad signature, not as expired.
  */
+import { constantTimeEqual } from "./equal.ts";
+
 const encoder = new TextEncoder();
 
 async function hmac(secret: string, message: string): Promise<Uint8Array> {
@@ -34,7 +36,7 @@ export async function signExportLink(
 
 export type LinkCheck = { ok: true } | { ok: false; reason: "malformed" | "expired" | "bad_signature" };
 
-/** Constant-time check (digests of equal length compared with timingSafeEqual where available). */
+/** Constant-time check (shared/crypto/equal.ts). */
 export async function verifyExportLink(
   secret: string,
   tenantId: string,
@@ -54,13 +56,7 @@ export async function verifyExportLink(
   }
   const expected = await hmac(secret, signedMessage(tenantId, exportId, Number(expires)));
   const given = new Uint8Array(signature.match(/../g)?.map((h) => Number.parseInt(h, 16)) ?? []);
-  const subtle = crypto.subtle as typeof crypto.subtle & {
-    timingSafeEqual?: (a: ArrayBufferView, b: ArrayBufferView) => boolean;
-  };
-  const same = subtle.timingSafeEqual
-    ? subtle.timingSafeEqual(expected, given)
-    : expected.length === given.length && expected.every((b, i) => (b ^ (given[i] ?? 0)) === 0);
-  if (!same) return { ok: false, reason: "bad_signature" };
+  if (!constantTimeEqual(expected, given)) return { ok: false, reason: "bad_signature" };
   if (Number(expires) * 1000 < now) return { ok: false, reason: "expired" };
   return { ok: true };
 }

@@ -1,7 +1,10 @@
 /**
  * Tenant-bound access tokens (RFC 7519, with RFC 8725 best practice): algorithms pinned per key
  * source, `iss`, `aud`, `exp` and `sub` required, small clock tolerance, and the tenant claim checked
- * against the tenant the host resolved to. Returns a tagged result; the middleware maps it to HTTP.
+ * against the tenant the host resolved to. Tenant tokens must also say they are access tokens in
+ * their `typ` header (`JWT`, or `at+jwt` from RFC 9068 §2.1), so that another kind of JWT signed by
+ * the same key (an ID token, a logout token) is not taken for one (RFC 8725 §3.11).
+ * Returns a tagged result; the middleware maps it to HTTP.
  */
 import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
 import { TENANT_CLAIM } from "../../shared/tokens.ts";
@@ -27,6 +30,7 @@ export type AuthFailure =
   | "invalid"
   | "expired"
   | "claims"
+  | "wrong_type"
   | "tenant_mismatch"
   | "misconfigured";
 export type AuthResult = { ok: true; claims: TenantClaims } | { ok: false; reason: AuthFailure };
@@ -65,6 +69,21 @@ export interface JwtChecks {
   readonly issuer: string;
   readonly audience: string;
   readonly requiredClaims: readonly string[];
+  /** Accepted `typ` header values, lowercase, without `application/`; omitted: any or none. */
+  readonly types?: readonly string[];
+}
+
+/** Tenant access tokens: plain `JWT` (what most providers send) or RFC 9068's `at+jwt`. */
+export const TENANT_TOKEN_TYPES = ["jwt", "at+jwt"] as const;
+
+/**
+ * Whether a `typ` header is one of `types`. Media types are case-insensitive and RFC 7515 §4.1.9
+ * lets `application/` be omitted, so `JWT`, `jwt` and `application/at+jwt` are all recognised.
+ */
+export function isAcceptedType(typ: unknown, types: readonly string[]): boolean {
+  if (typeof typ !== "string") return false;
+  const lower = typ.toLowerCase();
+  return types.includes(lower.startsWith("application/") ? lower.slice("application/".length) : lower);
 }
 
 /** Verifies signature, algorithm, issuer, audience, expiry and required claims; tagged result. */
@@ -85,6 +104,8 @@ export async function verifyJwt(
       requiredClaims: ["exp", "sub", ...checks.requiredClaims],
       clockTolerance: CLOCK_TOLERANCE_S,
     });
+    if (checks.types && !isAcceptedType(verified.protectedHeader.typ, checks.types))
+      return { ok: false, reason: "wrong_type" };
     if (typeof verified.payload.sub !== "string" || verified.payload.sub.length === 0)
       return { ok: false, reason: "claims" };
     return { ok: true, payload: verified.payload };
@@ -105,6 +126,7 @@ export async function verifyTenantToken(
     issuer: config.issuer,
     audience: config.audience,
     requiredClaims: [TENANT_CLAIM],
+    types: TENANT_TOKEN_TYPES,
   });
   if (!result.ok) return result;
   const tenant = result.payload[TENANT_CLAIM];

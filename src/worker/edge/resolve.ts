@@ -1,42 +1,62 @@
 /**
- * Host → tenant record: per-isolate bounded cache first, KV only on a miss. Found records are cached
- * for TENANT_TTL_MS and "not found" for the shorter NEGATIVE_TTL_MS, so a new tenant appears quickly
- * and a flood of unknown hosts cannot turn into a flood of KV reads.
+ * Host → tenant record: per-isolate bounded caches first, KV only on a miss. Found records are
+ * cached for TENANT_TTL_MS and "not found" for the shorter NEGATIVE_TTL_MS, so a new tenant appears
+ * quickly and a flood of unknown hosts cannot turn into a flood of KV reads. The two live in
+ * separate caches: unknown hosts are free for anyone to invent, and if their entries shared one
+ * LRU with the tenants', a scan of random hosts would evict every cached tenant and turn each
+ * real request into a KV read (issue 16). A single label below the platform domain that is not a
+ * valid slug cannot name a tenant and is answered without any read.
  */
 
-import { platformSlug } from "../../shared/host.ts";
+import { classifyPlatformHost } from "../../shared/host.ts";
 import { hostKey, parseTenantRecord, slugKey, type TenantRecord } from "../../shared/tenant-record.ts";
 import { TtlLru } from "./lru.ts";
 
 export const TENANT_TTL_MS = 30_000;
 export const NEGATIVE_TTL_MS = 5_000;
-const CACHE_ENTRIES = 5_000;
+const TENANT_ENTRIES = 5_000;
+/** Enough to absorb retries and typos; a scan beyond it only costs KV reads, never tenants. */
+const NEGATIVE_ENTRIES = 1_000;
 /** KV's own edge cache for hot keys (minimum allowed is 60 s). */
 const KV_CACHE_TTL_S = 60;
 
-const cache = new TtlLru<TenantRecord | null>(CACHE_ENTRIES);
+const found = new TtlLru<TenantRecord>(TENANT_ENTRIES);
+const missing = new TtlLru<true>(NEGATIVE_ENTRIES);
 
 export interface Resolution {
   readonly tenant: TenantRecord | null;
-  /** Where the answer came from, for Server-Timing and the KV-reads benchmark. */
-  readonly source: "cache" | "kv";
+  /**
+   * Where the answer came from, for Server-Timing and the KV-reads benchmark: `rule` when the host
+   * cannot name a tenant at all.
+   */
+  readonly source: "cache" | "kv" | "rule";
 }
 
-/** The KV key for a normalised host: platform subdomains go through `slug:`. */
-export function kvKeyFor(host: string, platformDomain: string): string {
-  const slug = platformDomain ? platformSlug(host, platformDomain) : undefined;
-  return slug ? slugKey(slug) : hostKey(host);
+/** The KV key for a normalised host: platform subdomains go through `slug:`; `undefined` when no key can match. */
+export function kvKeyFor(host: string, platformDomain: string): string | undefined {
+  const platform = classifyPlatformHost(host, platformDomain);
+  if (platform.kind === "slug") return slugKey(platform.slug);
+  if (platform.kind === "invalid_slug") return undefined;
+  return hostKey(host);
 }
 
 export async function resolveTenant(kv: KVNamespace, host: string, platformDomain: string): Promise<Resolution> {
   const key = kvKeyFor(host, platformDomain);
-  const cached = cache.get(key);
+  if (key === undefined) return { tenant: null, source: "rule" };
+  const cached = found.get(key);
   if (cached !== undefined) return { tenant: cached, source: "cache" };
+  if (missing.get(key)) return { tenant: null, source: "cache" };
   // Read as text: `type: "json"` throws on a value that is not JSON, which would be a 500.
   const text = await kv.get(key, { type: "text", cacheTtl: KV_CACHE_TTL_S });
   // A record we cannot parse is treated as absent: never serve from a half-understood record.
   const tenant = text === null ? null : (parseTenantRecord(parseJson(text)) ?? null);
-  cache.set(key, tenant, tenant ? TENANT_TTL_MS : NEGATIVE_TTL_MS);
+  if (tenant) {
+    missing.delete(key);
+    found.set(key, tenant, TENANT_TTL_MS);
+  } else {
+    found.delete(key);
+    missing.set(key, true, NEGATIVE_TTL_MS);
+  }
   return { tenant, source: "kv" };
 }
 
@@ -50,5 +70,6 @@ function parseJson(text: string): unknown {
 
 /** Drops cached resolutions in this isolate (tests, and the control plane after a change). */
 export function purgeTenantCache(): void {
-  cache.clear();
+  found.clear();
+  missing.clear();
 }

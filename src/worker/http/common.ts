@@ -1,20 +1,23 @@
 /** What every Worker app shares: request id, Server-Timing, request log, body limit, /healthz, 404, problem+json. */
 import type { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { requestId } from "hono/request-id";
 import { timing } from "hono/timing";
 import { AppError, problemOf } from "../../shared/errors.ts";
 import { createLogger } from "./log.ts";
+import { edgeRequestId } from "./request-id.ts";
 
 const MAX_BODY_BYTES = 256 * 1024;
 
 /** Request id, Server-Timing, request log, body limit, /healthz, 404 and the problem+json handler. */
 // biome-ignore lint/suspicious/noExplicitAny: both the tenant app and the OpenAPI admin app pass through here.
 export function installCommon<A extends Hono<any>>(app: A): A {
-  app.use(requestId({ headerName: "x-request-id", generator: () => crypto.randomUUID() }));
+  app.use(edgeRequestId());
   app.use(timing({ total: true, crossOrigin: false }));
   app.use(async function requestLog(c, next) {
-    const log = createLogger(c.env.LOG_LEVEL, { requestId: c.get("requestId") });
+    const log = createLogger(c.env.LOG_LEVEL, {
+      requestId: c.get("requestId"),
+      clientRequestId: c.get("clientRequestId"),
+    });
     c.set("log", log);
     const started = performance.now();
     await next();

@@ -1,21 +1,12 @@
 /**
- * Structured JSON logs, one object per line, with request id and tenant id. Values are scrubbed:
- * anything shaped like a connection string or a bearer token never reaches a log line.
+ * Structured JSON logs, one object per line, with request id and tenant id. String values are
+ * bounded and scrubbed (redact.ts): anything shaped like a connection string or a bearer token
+ * never reaches a log line.
  */
+import { scrub } from "./redact.ts";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-
-const CONNECTION_STRING = /\b(postgres(?:ql)?):\/\/[^\s"']+/gi;
-const BEARER = /\bBearer\s+[A-Za-z0-9._~+/=-]+/g;
-const JWT = /\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+/g;
-
-/** Removes secrets from a string that may have come from a driver or a client. */
-export function scrub(text: string): string {
-  return text
-    .replace(CONNECTION_STRING, "$1://[redacted]")
-    .replace(BEARER, "Bearer [redacted]")
-    .replace(JWT, "[redacted-jwt]");
-}
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -33,8 +24,9 @@ export function createLogger(
   return {
     log(level, event, fields = {}) {
       if (ORDER[level] < min) return;
-      const entry: Record<string, unknown> = { level, event, time: new Date().toISOString(), ...base };
-      for (const [key, value] of Object.entries(fields)) {
+      const entry: Record<string, unknown> = { level, event, time: new Date().toISOString() };
+      // Base fields too: `with()` adds values that came from a request (a token's `sub`, a client's id).
+      for (const [key, value] of [...Object.entries(base), ...Object.entries(fields)]) {
         if (value !== undefined) entry[key] = typeof value === "string" ? scrub(value) : value;
       }
       sink(JSON.stringify(entry));

@@ -2,12 +2,14 @@
  * The demo store API: what a SaaS engineer replaces with their own tenant routes. Every handler uses
  * `c.get("db")`, which is bound to the resolved tenant's own database; reading products is public,
  * everything else needs a token of this tenant, and carts and orders belong to the token's subject.
+ * Changing the catalogue also needs the `catalog:write` scope: any shopper has a token.
  */
 import { and, asc, eq, gt, sql } from "drizzle-orm";
 import { Hono } from "hono";
 import { z } from "zod";
 import { AppError } from "../../shared/errors.ts";
 import { requireTenantToken } from "../auth/middleware.ts";
+import { requireTenantScope } from "../auth/scope.ts";
 import { jsonBody, parseWith } from "../http/validate.ts";
 import { translateDbError } from "../tenant-db/errors.ts";
 import type { AppEnv, Db } from "../types.ts";
@@ -80,6 +82,7 @@ async function cartView(database: Db, cartId: string, ownerSub: string) {
 
 export const storeRoutes = new Hono<AppEnv>();
 const auth = requireTenantToken();
+const catalogWriter = requireTenantScope("catalog:write");
 
 storeRoutes.get("/products", async (c) => {
   const query = parseWith(listQuery, c.req.query());
@@ -103,7 +106,7 @@ storeRoutes.get("/products/:id", async (c) => {
   return c.json(row);
 });
 
-storeRoutes.post("/products", auth, async (c) => {
+storeRoutes.post("/products", auth, catalogWriter, async (c) => {
   const body = await jsonBody(c, newProduct);
   const [row] = await db(() => c.get("db").insert(products).values(body).returning(productColumns));
   return c.json(row, 201);

@@ -1,6 +1,8 @@
 /**
  * One `drizzle(neon(url))` per request, bound to the resolved tenant's own database: nothing is
- * shared across requests or tenants, so no code path can reach another tenant's data.
+ * shared across requests or tenants, so no code path can reach another tenant's data. That is
+ * HTTP, one query or one batch at a time; code that needs a session (an interactive transaction,
+ * `SELECT … FOR UPDATE` then decide) takes a `Pool` from `tenantPool` (pool.ts) instead.
  */
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-http";
@@ -8,15 +10,20 @@ import { createMiddleware } from "hono/factory";
 import { setMetric } from "hono/timing";
 import { decryptSecret, type KeyRing, parseKeyRing, tenantAad } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
+import { applyLocalNeon } from "../../shared/neon-local.ts";
 import { TtlLru } from "../edge/lru.ts";
 import type { AppEnv } from "../types.ts";
 
 let endpointConfigured = false;
-/** `neonConfig.fetchEndpoint` is per isolate: set it once, and only when the gateway is configured. */
-export function configureEndpoint(endpoint: string | undefined): void {
+/**
+ * The driver's endpoints (`fetchEndpoint`, `wsProxy` and its companions) are per isolate: set them
+ * once, and only when the gateway is configured. Without `wsProxy` the WebSocket endpoint is
+ * derived from `endpoint` (shared/neon-local.ts).
+ */
+export function configureEndpoint(endpoint: string | undefined, wsProxy?: string): void {
   if (endpointConfigured) return;
   endpointConfigured = true;
-  if (endpoint) neonConfig.fetchEndpoint = endpoint;
+  applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: endpoint, NEON_WS_PROXY: wsProxy });
 }
 
 let ring: { secret: string; ring: KeyRing } | undefined;

@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type HostRejection, isValidSlug, normalizeHost, platformSlug } from "../../../src/shared/host.ts";
+import {
+  classifyPlatformHost,
+  type HostRejection,
+  isValidSlug,
+  normalizeHost,
+  platformSlug,
+} from "../../../src/shared/host.ts";
 
 const label63 = "a".repeat(63);
 const label64 = "a".repeat(64);
@@ -194,6 +200,25 @@ describe("platformSlug", () => {
     ["an empty slug", ".tenantry.app", "tenantry.app"],
   ])("is undefined for %s", (_name, host, domain) => {
     expect(platformSlug(host, domain)).toBeUndefined();
+  });
+});
+
+describe("classifyPlatformHost", () => {
+  it.each([
+    ["acme.tenantry.app", { kind: "slug", slug: "acme" }],
+    ["ab.tenantry.app", { kind: "invalid_slug" }],
+    ["a--b.tenantry.app", { kind: "invalid_slug" }],
+    ["xn--bcher-kva.tenantry.app", { kind: "invalid_slug" }],
+    ["shop.ab.tenantry.app", { kind: "other" }],
+    ["tenantry.app", { kind: "other" }],
+    ["acme.eviltenantry.app", { kind: "other" }],
+    ["acme.example.com", { kind: "other" }],
+  ])("%s → %j", (host, expected) => {
+    expect(classifyPlatformHost(host, "tenantry.app")).toEqual(expected);
+  });
+
+  it("matches nothing without a platform domain", () => {
+    expect(classifyPlatformHost("ab.localhost", "")).toEqual({ kind: "other" });
   });
 });
 

@@ -5,6 +5,7 @@
 import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
+import { EVERY_TYPE, EVERY_TYPE_BYTES, EVERY_TYPE_DDL, INSERT_EVERY_TYPE, TRICKY_TEXT } from "./every-type.ts";
 
 let db: TestDatabase;
 let other: TestDatabase;
@@ -14,13 +15,7 @@ beforeAll(async () => {
   db = await createTestDatabase("conf");
   other = await createTestDatabase("conf_other");
   const sql = neon(db.url);
-  await sql`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`;
-  await sql`CREATE TABLE everything (
-    id serial PRIMARY KEY,
-    i2 int2, i4 int4, i8 int8, num numeric, f4 float4, f8 float8, b bool, t text, u uuid,
-    d date, ts timestamp, tstz timestamptz, iv interval, j json, jb jsonb, by bytea,
-    ia int4[], ta text[], m mood
-  )`;
+  for (const statement of EVERY_TYPE_DDL) await sql.query(statement);
   await sql`CREATE TABLE people (id serial PRIMARY KEY, email text NOT NULL CONSTRAINT people_email_key UNIQUE, age int CHECK (age >= 0))`;
 });
 
@@ -29,38 +24,11 @@ afterAll(async () => {
   await dropTestDatabase(other);
 });
 
-const TRICKY_TEXT = "héllo 🌍 ünïcödé\ttab\nnew line\\back\\slash 'quote' \"dq\" \\N \\.";
-
 describe("type round-trips through neon() → gateway → Postgres", () => {
   it("returns every type as the driver parses it from Postgres' text", async () => {
     const sql = neon(db.url);
-    const bytes = Buffer.from([0, 1, 2, 254, 255, 92]);
-    const [row] = await sql.query(
-      `INSERT INTO everything (i2, i4, i8, num, f4, f8, b, t, u, d, ts, tstz, iv, j, jb, by, ia, ta, m)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-       RETURNING *`,
-      [
-        -32768,
-        2147483647,
-        "9223372036854775807",
-        "12345678901234567890.123456789012345678901234567890",
-        "NaN",
-        "-Infinity",
-        true,
-        TRICKY_TEXT,
-        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-        "2024-02-29",
-        "2024-02-29 13:14:15.123456",
-        new Date("2024-02-29T12:00:00.5Z"),
-        "1 year 2 mons 3 days 04:05:06.789",
-        { nested: { a: [1, "two", null] }, "key with space": true },
-        { z: 1, a: "ü", arr: [1.5, false] },
-        bytes,
-        [1, -2, 2147483647],
-        ["a,b", 'q"uote', "back\\slash", "", null, "{brace}", "NULL"],
-        "happy",
-      ],
-    );
+    const bytes = EVERY_TYPE_BYTES;
+    const [row] = await sql.query(INSERT_EVERY_TYPE, EVERY_TYPE);
     expect(row).toBeDefined();
     const r = row as Record<string, unknown>;
     expect(r.i2).toBe(-32768);
