@@ -11,13 +11,14 @@
  * queues the next step while the pass is not done.
  */
 import { and, asc, eq, gt, inArray, isNotNull } from "drizzle-orm";
-import { hostKey, parseTenantRecord, slugKey, type TenantRecord } from "../../shared/tenant-record.ts";
+import { hostKey, slugKey } from "../../shared/tenant-record.ts";
 import { domains, tenants } from "../schema.ts";
 import { audited } from "./audit.ts";
 import type { ControlDeps } from "./deps.ts";
 import { commitStep, type JobCursor, loadCursor, startPass } from "./job-cursor.ts";
-import { Budget, readMany } from "./kv-bulk.ts";
-import { desiredRecords, PROJECTED } from "./projection.ts";
+import { Budget } from "./kv-bulk.ts";
+import { PROJECTED } from "./projection.ts";
+import { repairRecords } from "./repair-records.ts";
 
 export const RECONCILE_JOB = "reconcile";
 
@@ -53,28 +54,6 @@ const STALLED_AFTER_MS = 5 * 60_000;
 type Counts = { -readonly [K in keyof ReconcileProgress]: number };
 const ZERO: Counts = { checked: 0, missing: 0, stale: 0, orphan: 0, ok: 0 };
 
-/** Equal in what the edge acts on; `updatedAt` is not compared (the edge never reads it). */
-function sameRecord(stored: TenantRecord | undefined, wanted: TenantRecord): boolean {
-  return (
-    stored !== undefined &&
-    stored.id === wanted.id &&
-    stored.slug === wanted.slug &&
-    stored.status === wanted.status &&
-    stored.region === wanted.region &&
-    stored.schemaVersion === wanted.schemaVersion &&
-    stored.db === wanted.db
-  );
-}
-
-function parsed(text: string | null | undefined): TenantRecord | undefined {
-  if (!text) return undefined;
-  try {
-    return parseTenantRecord(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
-}
-
 /** One page of tenants after `after`: their records read in bulk, the missing and stale written. */
 async function recordsPage(
   deps: ControlDeps,
@@ -82,7 +61,7 @@ async function recordsPage(
   budget: Budget,
   counts: Counts,
 ): Promise<{ next: string | null; exhausted: boolean; stopped: boolean }> {
-  budget.spend(2);
+  budget.spend();
   const page = await deps.db
     .select()
     .from(tenants)
@@ -90,42 +69,8 @@ async function recordsPage(
     .orderBy(asc(tenants.id))
     .limit(PAGE);
   if (page.length === 0) return { next: after, exhausted: true, stopped: false };
-  const hostRows = await deps.db
-    .select()
-    .from(domains)
-    .where(
-      inArray(
-        domains.tenantId,
-        page.map((row) => row.id),
-      ),
-    );
-  const wanted = page.map((row) => ({
-    id: row.id,
-    records: desiredRecords(
-      row,
-      hostRows.filter((h) => h.tenantId === row.id).map((h) => h.hostname),
-    ),
-  }));
-  const stored = await readMany(
-    deps.kv,
-    wanted.flatMap((w) => [...w.records.keys()]),
-    budget,
-  );
-  let last = after;
-  for (const { id, records } of wanted) {
-    const writes = [...records].filter(([key, record]) => !sameRecord(parsed(stored.get(key)), record));
-    if (!budget.fits(writes.length)) return { next: last, exhausted: false, stopped: true };
-    for (const [key, record] of writes) {
-      budget.spend();
-      if (stored.get(key) === null || stored.get(key) === undefined) counts.missing += 1;
-      else counts.stale += 1;
-      await deps.kv.put(key, JSON.stringify(record));
-    }
-    counts.checked += records.size;
-    counts.ok += records.size - writes.length;
-    last = id;
-  }
-  return { next: last, exhausted: page.length < PAGE, stopped: false };
+  const { last, stopped } = await repairRecords(deps, page, budget, counts, { after });
+  return { next: last, exhausted: !stopped && page.length < PAGE, stopped };
 }
 
 /** The keys among `keys` (all `host:` or all `slug:`) that some tenant should have. */
@@ -235,6 +180,15 @@ export async function reconcile(deps: ControlDeps, options: ReconcileOptions = {
     () => step(deps, from, new Budget(options.budget ?? STEP_BUDGET)),
     (report) => (report ? { ...report } : { superseded: true }),
   );
+}
+
+/** Where the latest pass stands (its counts so far), or null when none ever ran. */
+export async function reconcileProgress(deps: ControlDeps): Promise<ReconcileReport | null> {
+  const cursor = await loadCursor(deps, RECONCILE_JOB);
+  if (!cursor) return null;
+  const counts: Counts = { ...ZERO, ...cursor.progress };
+  const done = cursor.finishedAt !== null;
+  return { ...counts, pass: cursor.pass, seq: cursor.seq, phase: done ? "done" : cursor.phase, done };
 }
 
 export function nextMessage(report: ReconcileReport): ReconcileMessage {

@@ -113,6 +113,8 @@ export const KeyStatus = z.object({
   kids: z.array(z.string()),
   secrets: z.record(z.string(), z.number()),
   stale: z.number(),
+  kv: z.record(z.string(), z.number()).optional(),
+  kvBehind: z.number().optional(),
 });
 
 export const ReencryptQuery = z.object({
@@ -122,6 +124,8 @@ export const ReencryptQuery = z.object({
 
 export const ReencryptReport = KeyStatus.extend({
   reencrypted: z.number(),
+  reprojected: z.number(),
+  kvFailed: z.number(),
   failed: z.array(z.object({ slug: z.string(), secret: z.enum(["db", "migration"]), reason: z.string() })),
   changed: z.number(),
   next: z.string().nullable(),
