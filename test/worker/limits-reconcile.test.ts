@@ -62,6 +62,16 @@ describe("reconcile at 10,000 tenants", () => {
     expect(await env.TENANTS.get(`host:orphan-${TAG}.scale.localhost`)).toBeNull();
     expect(await env.TENANTS.get(`slug:sc${TAG}-orphan`)).toBeNull();
     expect(peak(harness).kvOperations).toBeLessThanOrEqual(1_000);
+    // `tenantry reconcile --status`: the pass's counts once every step ran.
+    const progress = await invoke(harness, "GET /v1/reconcile", async (metered) =>
+      call(`${ADMIN}/v1/reconcile`, { token: await adminToken("reader", "tenants:read"), env: metered }),
+    );
+    expect(progress.status).toBe(200);
+    const counts = (await progress.json()) as ReconcileReport;
+    expect(counts).toMatchObject({ pass: report.pass, phase: "done", done: true, stale: 1 });
+    expect(counts.checked).toBe(TENANTS + fleet.hosts);
+    // This file's two, and any other record KV held that is no tenant's of this fleet.
+    expect(counts.orphan).toBeGreaterThanOrEqual(2);
   }, 600_000);
 
   it("a duplicated step message does nothing", async () => {

@@ -217,13 +217,21 @@ export function cronTick(harness: Harness, cron = "*/15 * * * *"): Promise<void>
 /**
  * Hands the outbox to the Worker's `queue()` in batches of `batchSize` (wrangler.toml's
  * max_batch_size), each a metered invocation, until it is empty or `maxBatches` ran; messages the
- * handler retries go back to the outbox. Returns how many batches ran.
+ * handler retries go back to the outbox. `only` leaves the other messages in the outbox. Returns
+ * how many batches ran.
  */
-export async function drainQueue(harness: Harness, options: { batchSize?: number; maxBatches?: number } = {}) {
+export async function drainQueue(
+  harness: Harness,
+  options: { batchSize?: number; maxBatches?: number; only?: (body: unknown) => boolean } = {},
+) {
   const size = options.batchSize ?? 10;
+  const only = options.only ?? (() => true);
   let batches = 0;
-  while (harness.outbox.length > 0 && batches < (options.maxBatches ?? 10_000)) {
-    const taken = harness.outbox.splice(0, size);
+  for (;;) {
+    const ready = harness.outbox.filter((m) => only(m.body));
+    if (ready.length === 0 || batches >= (options.maxBatches ?? 10_000)) break;
+    const taken = ready.slice(0, size);
+    for (const m of taken) harness.outbox.splice(harness.outbox.indexOf(m), 1);
     batches += 1;
     const messages = taken.map((m, i) => ({
       id: `b${batches}m${i}`,

@@ -7,11 +7,12 @@
  * queue after the configured retries.
  */
 import {
-  type ExportDeps,
-  type ExportMessage,
-  runExport,
+  type NightlyMessage,
+  type NightlyReport,
+  nextNightlyMessage,
   scheduleNightlyExports,
-} from "../../control/export/service.ts";
+} from "../../control/export/nightly.ts";
+import { type ExportDeps, type ExportMessage, runExport } from "../../control/export/service.ts";
 import { applyTenant } from "../../control/fleet/consumer.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet/dispatch.ts";
 import { nextMessage, type ReconcileMessage, reconcile } from "../../control/tenants/reconcile.ts";
@@ -82,8 +83,8 @@ export async function handleScheduled(
   }
   const deps = exportDepsFrom(env, "system:cron", log);
   if (controller.cron === NIGHTLY_EXPORT_CRON) {
-    const exports = await scheduleNightlyExports(deps);
-    log.log("info", "exports_scheduled", { exports });
+    // One step of the nightly pass; the queue takes it further.
+    await nightlyStep(env, await scheduleNightlyExports(deps), log);
     return;
   }
   const { queued } = await dispatch(deps);
@@ -108,6 +109,18 @@ function isReconcileMessage(body: unknown): body is ReconcileMessage {
 async function reconcileStep(env: Env, deps: ExportDeps, body: ReconcileMessage): Promise<void> {
   const report = await reconcile(deps, { from: body });
   if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
+}
+
+function isNightlyMessage(body: unknown): body is NightlyMessage {
+  const b = body as Partial<NightlyMessage> | null;
+  return typeof b === "object" && b !== null && b.kind === "exports:nightly" && typeof b.pass === "string";
+}
+
+/** Logs a nightly step's progress and queues the next step while the pass is not done. */
+async function nightlyStep(env: Env, report: NightlyReport | null, log: Logger): Promise<void> {
+  if (!report) return;
+  log.log("info", "exports_scheduled", { queued: report.queued, step: report.seq, done: report.done });
+  if (!report.done) await env.FLEET_QUEUE.send(nextNightlyMessage(report), { contentType: "json" });
 }
 
 function isExportMessage(body: unknown): body is ExportMessage {
@@ -151,6 +164,16 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
           });
           message.retry({ delaySeconds: 60 });
         }
+        continue;
+      }
+      if (isNightlyMessage(message.body)) {
+        const from = message.body;
+        await scheduleNightlyExports(deps, { from })
+          .then((report) => nightlyStep(env, report, log))
+          .then(
+            () => message.ack(),
+            () => message.retry({ delaySeconds: 30 }),
+          );
         continue;
       }
       if (isReconcileMessage(message.body)) {
