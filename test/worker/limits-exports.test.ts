@@ -2,7 +2,7 @@
  * The nightly export dispatch against a control database of 10,000 tenants, under the
  * per-invocation limits (limits.ts): one export row and one queue message per active tenant, sent
  * 100 per sendBatch, the cron's pass paged across invocations through the queue, each within
- * every limit; a step delivered twice records nothing twice.
+ * every limit; a step delivered twice, or the cron delivered twice, records nothing twice.
  */
 import { env } from "cloudflare:test";
 import { neon } from "@neondatabase/serverless";
@@ -22,7 +22,8 @@ beforeAll(async () => {
 describe("nightly exports at 10,000 tenants", () => {
   it("queues one export per tenant without an invocation over a limit", async () => {
     const harness = createHarness({ ...env, CONTROL_DATABASE_URL: fleet.url });
-    await cronTick(harness, NIGHTLY_EXPORT_CRON);
+    const night = Date.UTC(2026, 11, 1, 3);
+    await cronTick(harness, NIGHTLY_EXPORT_CRON, night);
     const isStep = (body: unknown) => (body as { kind?: string }).kind === "exports:nightly";
     const firstStep = harness.outbox.find((m) => isStep(m.body));
     expect(firstStep).toBeDefined();
@@ -35,6 +36,10 @@ describe("nightly exports at 10,000 tenants", () => {
       "SELECT count(DISTINCT tenant_id)::int AS tenants, count(*)::int AS n FROM exports WHERE kind = 'nightly'",
     );
     expect(rows[0]).toEqual({ tenants: TENANTS, n: TENANTS });
+    // The cron delivered twice for the same night starts no second pass.
+    await cronTick(harness, NIGHTLY_EXPORT_CRON, night);
+    expect(harness.outbox.filter((m) => isStep(m.body))).toEqual([]);
+    expect(harness.outbox).toHaveLength(TENANTS);
     const usage = peak(harness);
     // 10 steps of 1,000 tenants, plus the duplicate's no-op invocation.
     expect(usage.invocations).toBeGreaterThanOrEqual(10);

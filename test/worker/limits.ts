@@ -207,10 +207,10 @@ export async function invoke<T>(
   }
 }
 
-/** One cron tick of the Worker, metered. */
-export function cronTick(harness: Harness, cron = "*/15 * * * *"): Promise<void> {
+/** One cron tick of the Worker, metered (the same `scheduledTime` twice: a cron delivered twice). */
+export function cronTick(harness: Harness, cron = "*/15 * * * *", scheduledTime = Date.now()): Promise<void> {
   return invoke(harness, `scheduled ${cron}`, (metered, ctx) =>
-    worker.scheduled({ cron, scheduledTime: Date.now(), noRetry() {} } as ScheduledController, metered, ctx),
+    worker.scheduled({ cron, scheduledTime, noRetry() {} } as ScheduledController, metered, ctx),
   );
 }
 

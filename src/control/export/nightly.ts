@@ -63,18 +63,26 @@ async function recordPage(
 }
 
 /**
- * One step of the nightly dispatch. Without `from` (the cron) it starts a new pass; with it (a
- * queue message) it continues that pass, or returns null when the pass has moved on.
+ * One step of the nightly dispatch. Without `from` (the cron) it starts a new pass, unless the
+ * latest pass was started for the same `scheduledTime` (the platform may deliver one cron schedule
+ * more than once); with it (a queue message) it continues that pass, or returns null when the
+ * pass has moved on.
  */
 export async function scheduleNightlyExports(
   deps: ExportDeps,
-  options: { from?: Pick<NightlyMessage, "pass" | "seq"> } = {},
+  options: { from?: Pick<NightlyMessage, "pass" | "seq">; scheduledTime?: number } = {},
 ): Promise<NightlyReport | null> {
   let cursor = await loadCursor(deps, NIGHTLY_JOB);
   const from = options.from;
   if (from) {
     if (!cursor || cursor.pass !== from.pass || cursor.seq !== from.seq || cursor.finishedAt) return null;
-  } else cursor = await startPass(deps, NIGHTLY_JOB, "tenants", { queued: 0 });
+  } else if (cursor && options.scheduledTime !== undefined && cursor.progress.scheduledTime === options.scheduledTime) {
+    return null;
+  } else {
+    const progress: Record<string, number> = { queued: 0 };
+    if (options.scheduledTime !== undefined) progress.scheduledTime = options.scheduledTime;
+    cursor = await startPass(deps, NIGHTLY_JOB, "tenants", progress);
+  }
   let queued = Number(cursor.progress.queued ?? 0);
   let after = cursor.cursor;
   let done = false;
@@ -95,7 +103,7 @@ export async function scheduleNightlyExports(
   const committed = await commitStep(deps, cursor, {
     phase: done ? "done" : "tenants",
     cursor: after,
-    progress: { queued },
+    progress: { ...cursor.progress, queued },
     done,
   });
   if (!committed) return null;

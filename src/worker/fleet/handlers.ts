@@ -84,7 +84,7 @@ export async function handleScheduled(
   const deps = exportDepsFrom(env, "system:cron", log);
   if (controller.cron === NIGHTLY_EXPORT_CRON) {
     // One step of the nightly pass; the queue takes it further.
-    await nightlyStep(env, await scheduleNightlyExports(deps), log);
+    await nightlyStep(env, await scheduleNightlyExports(deps, { scheduledTime: controller.scheduledTime }), log);
     return;
   }
   const { queued } = await dispatch(deps);
