@@ -32,12 +32,13 @@ function printKeys(status: KeyStatus): void {
   console.log(
     status.stale === 0
       ? "every secret is under the current key: keys other than it can be removed from the ring"
-      : `${status.stale} secret(s) under other keys: run \`tenantry keys reencrypt\` before removing a key`,
+      : `${status.stale} connection string(s) under other keys, at rest or in KV records: run \`tenantry keys reencrypt\` before removing a key`,
   );
 }
 
 function printReport(r: ReencryptReport): void {
   printKeys(r);
+  if (r.reprojected > 0) console.log(`${r.reprojected} KV record(s) rewritten with the current ciphertext`);
   if (r.kvFailed > 0) console.log(`${r.kvFailed} KV write(s) failed: run it again to write them`);
   if (r.changed > 0) console.log(`${r.changed} tenant(s) changed meanwhile: run it again to look at them`);
   if (r.failed.length > 0) {
