@@ -5,7 +5,7 @@
  * and the outgoing `fetch` (the Neon HTTP driver's transport) wrapped by counters, and throws
  * `LimitExceeded` at the first operation over a limit, the way the platform fails the call.
  *
- * Limits (docs: Workers limits, KV limits, Queues limits; /work/shared/docs/PLATFORM.md):
+ * Limits (Cloudflare docs: Workers limits, KV limits, Queues limits; docs/limits.md):
  * - 1,000 KV operations per invocation; a bulk `get` of up to 100 keys counts as one;
  * - subrequests: 1,000 here (the old Paid default; Paid now allows 10,000 by default, Free 50),
  *   counting fetch, KV, R2 and Queue calls, so a job that passes here has a tenfold margin;
