@@ -7,7 +7,9 @@
 import { env } from "cloudflare:test";
 import { neon } from "@neondatabase/serverless";
 import { beforeAll, describe, expect, it } from "vitest";
-import { NIGHTLY_EXPORT_CRON } from "../../src/worker/fleet/handlers.ts";
+import { scheduleNightlyExports } from "../../src/control/export/nightly.ts";
+import { exportDepsFrom, NIGHTLY_EXPORT_CRON } from "../../src/worker/fleet/handlers.ts";
+import { createLogger } from "../../src/worker/http/log.ts";
 import { createHarness, cronTick, drainQueue, peak } from "./limits.ts";
 import { createScaleFleet, type ScaleFleet } from "./scale-fleet.ts";
 
@@ -48,5 +50,29 @@ describe("nightly exports at 10,000 tenants", () => {
     expect(usage.subrequests).toBeLessThanOrEqual(1_000);
     expect(usage.connections).toBeLessThanOrEqual(6);
     expect(usage.batchMessages).toBe(100);
+  }, 600_000);
+
+  it("one step delivered twice at once records each tenant's export once", async () => {
+    const sent: unknown[] = [];
+    const deps = {
+      ...exportDepsFrom({ ...env, CONTROL_DATABASE_URL: fleet.url }, "test:nightly", createLogger("error")),
+      sendExport: async (messages: readonly unknown[]) => {
+        sent.push(...messages);
+      },
+    };
+    const first = await scheduleNightlyExports(deps, { scheduledTime: Date.UTC(2026, 11, 2, 3) });
+    expect(first).toMatchObject({ seq: 1, queued: 1_000, done: false });
+    const [a, b] = await Promise.all([
+      scheduleNightlyExports(deps, { from: first ?? { pass: "", seq: 0 } }),
+      scheduleNightlyExports(deps, { from: first ?? { pass: "", seq: 0 } }),
+    ]);
+    // One of them committed the step; the other recorded nothing the first had not.
+    expect([a, b].filter((r) => r !== null)).toHaveLength(1);
+    const rows = await neon(fleet.url).query(
+      `SELECT count(*)::int AS n, count(DISTINCT tenant_id)::int AS tenants FROM exports
+       WHERE kind = 'nightly' AND created_by = 'test:nightly'`,
+    );
+    expect(rows[0]).toEqual({ n: 2_000, tenants: 2_000 });
+    expect(sent).toHaveLength(2_000);
   }, 600_000);
 });
