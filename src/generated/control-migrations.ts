@@ -48,7 +48,15 @@ export const controlMigrations: MigrationBundle = [
     "down": null
   },
   {
-    "name": "0004_job_cursors",
+    "name": "0004_one_running_run",
+    "checksum": "ca77f8203c8359c7e2b8636acb2e7ec7615ad71d1650326470d5c65fb5d8c58e",
+    "statements": [
+      "CREATE UNIQUE INDEX \"migration_runs_one_running\" ON \"migration_runs\" USING btree (\"status\") WHERE \"migration_runs\".\"status\" = 'running';"
+    ],
+    "down": null
+  },
+  {
+    "name": "0005_job_cursors",
     "checksum": "dc74c72fb13f6198a5ffcf872049d1bf683cf1b25f6ea4fdaed98c672f64fe91",
     "statements": [
       "CREATE TABLE \"job_cursors\" (\n\t\"job\" text PRIMARY KEY NOT NULL,\n\t\"pass\" text NOT NULL,\n\t\"seq\" integer DEFAULT 0 NOT NULL,\n\t\"phase\" text NOT NULL,\n\t\"cursor\" text,\n\t\"progress\" jsonb NOT NULL,\n\t\"started_at\" timestamp with time zone DEFAULT now() NOT NULL,\n\t\"updated_at\" timestamp with time zone DEFAULT now() NOT NULL,\n\t\"finished_at\" timestamp with time zone\n);"
