@@ -14,6 +14,7 @@ export type ErrorCode =
   | "unauthorized"
   | "tenant_mismatch"
   | "forbidden"
+  | "csrf_failed"
   | "validation_failed"
   | "not_found"
   | "method_not_allowed"
@@ -46,6 +47,7 @@ const TITLES: Record<ErrorCode, string> = {
   unauthorized: "Unauthorized",
   tenant_mismatch: "Token belongs to another tenant",
   forbidden: "Forbidden",
+  csrf_failed: "Cross-site request refused",
   validation_failed: "Validation failed",
   not_found: "Not found",
   method_not_allowed: "Method not allowed",
