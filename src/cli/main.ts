@@ -32,14 +32,16 @@ domains (Cloudflare for SaaS custom hostnames when configured; served once activ
   domains verify SLUG HOST           re-trigger validation
   domains remove SLUG HOST           unmap it and delete its custom hostname
 operations
-  reconcile                          repair drift between the control database and KV; report
-                                     custom hostnames without a domain and domains without one
+  reconcile [--status]               repair drift between the control database and KV (paged:
+                                     --status shows how far the latest pass got); report custom
+                                     hostnames without a domain and domains without one
   audit [--target SLUG|HOST] [--limit N]
 encryption keys (DB_ENCRYPTION_KEYS rotation: new key first in the ring, deploy, reencrypt,
                  then remove the old key once \`keys\` shows none left under it)
-  keys                               connection strings at rest per key id
-  keys reencrypt [--batch N]         re-encrypt them all under the current key, N tenants per
-                                     request (default 100); exit 1 if any could not be decrypted
+  keys                               connection strings per key id, at rest and in KV records
+  keys reencrypt [--batch N]         re-encrypt them all under the current key and rewrite the KV
+                                     records behind, N tenants per request (default 100); exit 1
+                                     if any could not be decrypted or a KV write failed
 migrations (run, rollback and resume wait with a progress bar unless --no-wait;
             exit 1 when the run halts, is cancelled or leaves failed tenants)
   migrate status                     schema versions across the fleet, tenants behind, latest run

@@ -3,9 +3,11 @@ import { output, parse } from "./args.ts";
 import { table } from "./format.ts";
 import { client } from "./session.ts";
 
+/** Starts a pass (the answer is its first step), or with `--status` shows how far the latest got. */
 export async function reconcileCommand(args: string[]): Promise<void> {
-  const { values } = parse(args, {});
-  const report = await (await client()).call<Record<string, unknown>>("POST", "/v1/reconcile");
+  const { values } = parse(args, { status: { type: "boolean" } });
+  const method = values.status ? "GET" : "POST";
+  const report = await (await client()).call<Record<string, unknown>>(method, "/v1/reconcile");
   output(values, report, (r) =>
     console.log(
       table(

@@ -242,3 +242,21 @@ export const exportsTable = pgTable(
   },
   (t) => [index("exports_tenant_idx").on(t.tenantId, t.createdAt)],
 );
+
+/**
+ * Jobs that touch every tenant (reconcile) run as passes paged across invocations: where the
+ * current pass stands. `seq` counts committed steps; a step commits only if `seq` is still the one
+ * it read, so a duplicated queue message cannot move a pass twice.
+ */
+export const jobCursors = pgTable("job_cursors", {
+  job: text("job").primaryKey(),
+  pass: text("pass").notNull(),
+  seq: integer("seq").notNull().default(0),
+  phase: text("phase").notNull(),
+  /** Last tenant id done (tenant phases) or the KV list cursor (KV phases); null at a phase start. */
+  cursor: text("cursor"),
+  progress: jsonb("progress").$type<Record<string, number>>().notNull(),
+  startedAt: timestamptz("started_at").notNull().default(sql`now()`),
+  updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
+  finishedAt: timestamptz("finished_at"),
+});

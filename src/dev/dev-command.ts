@@ -15,7 +15,7 @@ import { neonConfig } from "@neondatabase/serverless";
 import { getPlatformProxy } from "wrangler";
 import { projectRoot, readDevVars, WRANGLER_ENV, wranglerConfigPath, wranglerVars } from "../cli/project-config.ts";
 import type { KvStore } from "../control/tenants/deps.ts";
-import { reconcile } from "../control/tenants/reconcile.ts";
+import { reconcileAll } from "../control/tenants/reconcile.ts";
 import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../shared/tokens.ts";
 import { startAlertSink } from "./alert-sink.ts";
 import { ensureDevVars } from "./dev-vars.ts";
@@ -102,7 +102,7 @@ try {
   let seeded: SeededTenant[];
   try {
     seeded = await seedDemoTenants({ adminUrl: stack.postgres.url, controlUrl, encryptionKeys, kv: proxy.env.TENANTS });
-    const report = await reconcile(seedDeps(stack.postgres.url, controlUrl, encryptionKeys, proxy.env.TENANTS));
+    const report = await reconcileAll(seedDeps(stack.postgres.url, controlUrl, encryptionKeys, proxy.env.TENANTS));
     step(
       `KV reconciled with the control database: ${report.checked} records, ${report.missing} missing, ${report.stale} stale, ${report.orphan} orphan`,
     );

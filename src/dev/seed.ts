@@ -67,9 +67,10 @@ export function memoryKv(): KvStore & { readonly entries: Map<string, string> } 
   const entries = new Map<string, string>();
   return {
     entries,
-    async get(key) {
-      return entries.get(key) ?? null;
-    },
+    get: (async (key: string | string[]) =>
+      Array.isArray(key)
+        ? new Map(key.map((k) => [k, entries.get(k) ?? null]))
+        : (entries.get(key) ?? null)) as KvStore["get"],
     async put(key, value) {
       entries.set(key, value);
     },

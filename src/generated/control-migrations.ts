@@ -87,5 +87,14 @@ export const controlMigrations: MigrationBundle = [
     ],
     "down": null,
     "pauseWrites": false
+  },
+  {
+    "name": "0007_job_cursors",
+    "checksum": "dc74c72fb13f6198a5ffcf872049d1bf683cf1b25f6ea4fdaed98c672f64fe91",
+    "statements": [
+      "CREATE TABLE \"job_cursors\" (\n\t\"job\" text PRIMARY KEY NOT NULL,\n\t\"pass\" text NOT NULL,\n\t\"seq\" integer DEFAULT 0 NOT NULL,\n\t\"phase\" text NOT NULL,\n\t\"cursor\" text,\n\t\"progress\" jsonb NOT NULL,\n\t\"started_at\" timestamp with time zone DEFAULT now() NOT NULL,\n\t\"updated_at\" timestamp with time zone DEFAULT now() NOT NULL,\n\t\"finished_at\" timestamp with time zone\n);"
+    ],
+    "down": null,
+    "pauseWrites": false
   }
 ];

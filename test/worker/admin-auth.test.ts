@@ -352,6 +352,7 @@ const ROUTE_SCOPES: Record<string, AdminScope> = {
   "POST /v1/tenants/{slug}/domains/{domain}/verify": "tenants:write",
   "DELETE /v1/tenants/{slug}/domains/{domain}": "tenants:write",
   "POST /v1/reconcile": "tenants:write",
+  "GET /v1/reconcile": "tenants:read",
   "GET /v1/keys": "tenants:read",
   "POST /v1/keys/reencrypt": "tenants:write",
   "GET /v1/audit": "tenants:read",

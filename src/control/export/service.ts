@@ -5,7 +5,7 @@
  * The manifest is what makes an export complete: a reader (the download route, the CLI) never
  * trusts a dump without it. A retry starts from scratch under the same keys.
  */
-import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
 import { redactSecrets } from "../../shared/redact.ts";
@@ -57,7 +57,7 @@ export const exportKeys = (tenantId: string, exportId: string) => ({
   manifest: `exports/${tenantId}/${exportId}/manifest.json`,
 });
 
-const newExportId = () =>
+export const newExportId = () =>
   `exp_${Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
 
 /** Records an export and queues it; the consumer does the work. */
@@ -86,39 +86,6 @@ export async function requestExport(
   await deps.sendExport([{ kind: "export", exportId: id }]);
   await audit(deps, "export.request", slug, "ok", { exportId: id, kind });
   return exportView(row as ExportRow);
-}
-
-/** Queues a nightly export of every active tenant (cron); paged, sendBatch-sized. */
-export async function scheduleNightlyExports(deps: ExportDeps): Promise<number> {
-  let cursor = "";
-  let queued = 0;
-  for (;;) {
-    const page = await deps.db
-      .select({ id: tenants.id, slug: tenants.slug })
-      .from(tenants)
-      .where(and(eq(tenants.status, "active"), cursor ? gt(tenants.id, cursor) : undefined))
-      .orderBy(asc(tenants.id))
-      .limit(100);
-    if (page.length === 0) break;
-    const rows = page.map((t) => {
-      const id = newExportId();
-      return {
-        id,
-        tenantId: t.id,
-        slug: t.slug,
-        kind: "nightly" as const,
-        status: "pending" as const,
-        objectKey: exportKeys(t.id, id).dump,
-        createdBy: deps.actor,
-      };
-    });
-    await deps.db.insert(exportsTable).values(rows);
-    await deps.sendExport(rows.map((r) => ({ kind: "export", exportId: r.id })));
-    queued += rows.length;
-    cursor = page.at(-1)?.id ?? "";
-    if (page.length < 100) break;
-  }
-  return queued;
 }
 
 type ExportRow = typeof exportsTable.$inferSelect;

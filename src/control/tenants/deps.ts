@@ -18,9 +18,14 @@ export function controlDb(url: string): ControlDb {
   return drizzle({ client: neon(url), schema });
 }
 
-/** The KV operations the projection needs (a Workers KVNamespace satisfies it). */
+/**
+ * The KV operations the projection needs (a Workers KVNamespace satisfies it). A `get` of up to 100
+ * keys is one operation against the 1,000 per invocation (Workers KV limits), so fleet-wide jobs
+ * read in bulk.
+ */
 export interface KvStore {
   get(key: string, type: "text"): Promise<string | null>;
+  get(keys: string[], type: "text"): Promise<Map<string, string | null>>;
   put(key: string, value: string): Promise<void>;
   delete(key: string): Promise<void>;
   list(options: { prefix: string; cursor?: string | undefined }): Promise<{

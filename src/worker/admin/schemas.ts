@@ -150,6 +150,10 @@ export const ReconcileReport = z.object({
   stale: z.number(),
   orphan: z.number(),
   ok: z.number(),
+  pass: z.string(),
+  seq: z.number(),
+  phase: z.string(),
+  done: z.boolean(),
   customHostnames: z
     .object({
       hostnamesWithoutDomain: z.array(z.string()),
@@ -165,6 +169,8 @@ export const KeyStatus = z.object({
   kids: z.array(z.string()),
   secrets: z.record(z.string(), z.number()),
   stale: z.number(),
+  kv: z.record(z.string(), z.number()).optional(),
+  kvBehind: z.number().optional(),
 });
 
 export const ReencryptQuery = z.object({
@@ -174,6 +180,8 @@ export const ReencryptQuery = z.object({
 
 export const ReencryptReport = KeyStatus.extend({
   reencrypted: z.number(),
+  reprojected: z.number(),
+  kvFailed: z.number(),
   failed: z.array(z.object({ slug: z.string(), secret: z.enum(["db", "migration"]), reason: z.string() })),
   changed: z.number(),
   next: z.string().nullable(),

@@ -9,18 +9,25 @@
 
 import { pollDomains } from "../../control/domains/poll.ts";
 import {
-  type ExportDeps,
-  type ExportMessage,
-  inlineExport,
-  runExport,
+  type NightlyMessage,
+  type NightlyReport,
+  nextNightlyMessage,
   scheduleNightlyExports,
-} from "../../control/export/service.ts";
+} from "../../control/export/nightly.ts";
+import { type ExportDeps, type ExportMessage, inlineExport, runExport } from "../../control/export/service.ts";
 import { applyTenant } from "../../control/fleet/consumer.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet/dispatch.ts";
-import { reconcile } from "../../control/tenants/reconcile.ts";
+import { nextMessage, type ReconcileMessage, reconcile } from "../../control/tenants/reconcile.ts";
 import { controlDepsFrom } from "../admin/deps.ts";
 import { createLogger, type Logger } from "../http/log.ts";
 import { configureEndpoint } from "../tenant-db/middleware.ts";
+
+/**
+ * Operations the cron tick's reconcile step may spend: the tick also polls domains (≤ 100 KV writes,
+ * ~100 control queries, ≤ 400 Cloudflare requests: domains/poll.ts) and dispatches fleet work, all
+ * under one invocation's 1,000 subrequests.
+ */
+const CRON_RECONCILE_BUDGET = 250;
 
 /** Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests). */
 const BATCH_PARALLELISM = 4;
@@ -108,19 +115,46 @@ export async function handleScheduled(
   }
   const deps = exportDepsFrom(env, "system:cron", log);
   if (controller.cron === NIGHTLY_EXPORT_CRON) {
-    const exports = await scheduleNightlyExports(deps);
-    log.log("info", "exports_scheduled", { exports });
+    // One step of the nightly pass; the queue takes it further.
+    await nightlyStep(env, await scheduleNightlyExports(deps, { scheduledTime: controller.scheduledTime }), log);
     return;
   }
   log.log("info", "domains_polled", { ...(await pollDomains(deps).catch(() => ({ failed: 1 }))) });
   const { queued } = await dispatch(deps);
-  const report = await reconcile(deps);
+  // One small step of the KV reconcile pass (this invocation's limits are shared with the domain poll
+  // and the dispatch above); the queue takes it further with whole steps (null: the queue has it).
+  const report = await reconcile(deps, { budget: CRON_RECONCILE_BUDGET });
+  if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
   log.log("info", "fleet_dispatch", {
     queued,
-    kvMissing: report.missing,
-    kvStale: report.stale,
-    kvOrphan: report.orphan,
+    kvPhase: report?.phase ?? "queued",
+    kvMissing: report?.missing ?? 0,
+    kvStale: report?.stale ?? 0,
+    kvOrphan: report?.orphan ?? 0,
   });
+}
+
+function isReconcileMessage(body: unknown): body is ReconcileMessage {
+  const b = body as Partial<ReconcileMessage> | null;
+  return typeof b === "object" && b !== null && b.kind === "reconcile" && typeof b.pass === "string";
+}
+
+/** One step of a reconcile pass, and the message for the next while the pass is not done. */
+async function reconcileStep(env: Env, deps: ExportDeps, body: ReconcileMessage): Promise<void> {
+  const report = await reconcile(deps, { from: body });
+  if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
+}
+
+function isNightlyMessage(body: unknown): body is NightlyMessage {
+  const b = body as Partial<NightlyMessage> | null;
+  return typeof b === "object" && b !== null && b.kind === "exports:nightly" && typeof b.pass === "string";
+}
+
+/** Logs a nightly step's progress and queues the next step while the pass is not done. */
+async function nightlyStep(env: Env, report: NightlyReport | null, log: Logger): Promise<void> {
+  if (!report) return;
+  log.log("info", "exports_scheduled", { queued: report.queued, step: report.seq, done: report.done });
+  if (!report.done) await env.FLEET_QUEUE.send(nextNightlyMessage(report), { contentType: "json" });
 }
 
 function isExportMessage(body: unknown): body is ExportMessage {
@@ -164,6 +198,23 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
           });
           message.retry({ delaySeconds: 60 });
         }
+        continue;
+      }
+      if (isNightlyMessage(message.body)) {
+        const from = message.body;
+        await scheduleNightlyExports(deps, { from })
+          .then((report) => nightlyStep(env, report, log))
+          .then(
+            () => message.ack(),
+            () => message.retry({ delaySeconds: 30 }),
+          );
+        continue;
+      }
+      if (isReconcileMessage(message.body)) {
+        await reconcileStep(env, deps, message.body).then(
+          () => message.ack(),
+          () => message.retry({ delaySeconds: 30 }),
+        );
         continue;
       }
       if (!isMigrateMessage(message.body)) {

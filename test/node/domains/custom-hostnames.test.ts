@@ -249,7 +249,7 @@ describe("the cron's domain pass over 10,000 pending domains", () => {
         return op(...args);
       };
     const countingKv: KvStore = {
-      get: counting(kv.get),
+      get: counting(kv.get) as KvStore["get"],
       put: counting(kv.put),
       delete: counting(kv.delete),
       list: counting(kv.list),
