@@ -45,7 +45,8 @@ function DnsRecords(props: { hostname: string; dns: DnsInstructions }) {
       </section>
       {dns.http ? (
         <p>
-          Or serve <code>{dns.http.body}</code> at <code>{dns.http.url}</code>.
+          Or prove ownership over HTTP instead of the first TXT record: serve <code>{dns.http.body}</code> at{" "}
+          <code>{dns.http.url}</code>.
         </p>
       ) : null}
     </section>
