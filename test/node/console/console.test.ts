@@ -3,7 +3,9 @@
  * against the Worker in miniflare, embedded Postgres behind the gateway, queues running the fleet.
  * Signs in with a dev admin token, reads the fleet, suspends a tenant (its host then answers 403
  * tenant_suspended), runs a rollout whose progress bar advances to the end with one failing tenant,
- * and checks that a CSRF-less POST, a cross-origin POST and a read-only identity are refused.
+ * maps a custom domain through the fake Cloudflare API (pending, with its DNS records on the tenant
+ * page and counted as pending on the fleet page), then removes it, and checks that a CSRF-less
+ * POST, a cross-origin POST and a read-only identity are refused.
  * Every page is checked for console errors, CSP violations and axe-core A/AA violations, and the
  * fleet, rollout and tenant pages are saved as screenshots under test-results/console/.
  */
@@ -217,6 +219,11 @@ describe("operator console in Chromium", () => {
     expect(audit[0]?.slice(1)).toEqual(["ops@example.com", "domain.add", "ok"]);
     await page.screenshot({ path: join(SHOTS, "tenant.png"), fullPage: true });
     await expectClean(page, problems);
+    // A narrow window (not a phone's zoomed layout): long values wrap or scroll inside their tables.
+    await page.setViewportSize({ width: 375, height: 812 });
+    const widths = await page.evaluate<number[]>("[document.documentElement.scrollWidth, window.innerWidth]");
+    expect(widths[0]).toBeLessThanOrEqual(widths[1] as number);
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     // Checking it again re-triggers validation on Cloudflare; still pending, still audited.
     const before = cloudflare.calls.length;
