@@ -7,11 +7,12 @@
  *
  * Catalog queries run with an empty search_path (in the same transaction), so pg_get_expr,
  * format_type and friends schema-qualify every name, as pg_dump does: the dump restores with
- * `search_path = ''` whatever the target's settings. Where Postgres already renders a fragment of
- * SQL (quote_literal, quote_ident, pg_get_constraintdef…), the value carries that text as is.
+ * `search_path = ''` whatever the target's settings. Where Postgres renders a whole fragment of
+ * SQL (pg_get_constraintdef, pg_get_expr, format_type…), the value carries that text as is; every
+ * bare name or label is read raw and quoted by quote.ts, the dump's one quoting path.
  */
 import type { NeonQueryFunction } from "@neondatabase/serverless";
-import { literal } from "./quote.ts";
+import { literal, qualified } from "./quote.ts";
 
 export type RawSql = NeonQueryFunction<false, false>;
 
@@ -54,8 +55,8 @@ export interface ServerMeta {
 export interface EnumType {
   readonly schema: string;
   readonly name: string;
-  /** The labels as SQL literals in sort order, comma-separated (null: none). */
-  readonly labels: string | null;
+  /** The labels in sort order, raw. */
+  readonly labels: string[];
 }
 
 export interface Domain {
@@ -65,15 +66,15 @@ export interface Domain {
   readonly base: string;
   readonly notNull: boolean;
   readonly default: string | null;
-  /** Its constraints as `CONSTRAINT "name" CHECK (…)` clauses, space-separated (null: none). */
-  readonly checks: string | null;
+  /** Its constraints by name: the raw name and pg_get_constraintdef's `CHECK (…)` text. */
+  readonly checks: { name: string; def: string }[];
 }
 
 export interface CompositeType {
   readonly schema: string;
   readonly name: string;
-  /** The attributes as `"name" type`, comma-separated (null: none). */
-  readonly attrs: string | null;
+  /** The attributes in order: the raw name and the formatted type. */
+  readonly attrs: { name: string; type: string }[];
 }
 
 /** A sequence that is not an identity sequence (those come with their column). */
@@ -111,8 +112,11 @@ export interface View {
   readonly def: string;
 }
 
+/** A json_agg result as the driver hands it over (text, null for no rows) parsed: [] for none. */
+const parseList = <T>(json: string | null): T[] => (json === null ? [] : (JSON.parse(json) as T[]));
+
 /** One catalog query, with the search_path emptied in the same transaction (see above). */
-async function rows<T>(sql: RawSql, text: string, params: unknown[] = []): Promise<T[]> {
+export async function rows<T>(sql: RawSql, text: string, params: unknown[] = []): Promise<T[]> {
   const [, result] = await sql.transaction([
     sql.query("SELECT set_config('search_path', '', true)"),
     sql.query(text, params, { arrayMode: false, fullResults: false, types: RAW_TYPES }),
@@ -154,14 +158,15 @@ export async function readSchemas(sql: RawSql, nsFilter: string): Promise<string
   return schemas.map((s) => s.nspname);
 }
 
-export function readEnums(sql: RawSql, nsFilter: string): Promise<EnumType[]> {
-  return rows<EnumType>(
+export async function readEnums(sql: RawSql, nsFilter: string): Promise<EnumType[]> {
+  const enums = await rows<{ schema: string; name: string; labels: string | null }>(
     sql,
     `SELECT n.nspname AS schema, t.typname AS name,
-              (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) AS labels
+              (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) AS labels
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        WHERE t.typtype = 'e' AND n.nspname ${nsFilter} ORDER BY t.oid`,
   );
+  return enums.map((e) => ({ schema: e.schema, name: e.name, labels: parseList<string>(e.labels) }));
 }
 
 export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain[]> {
@@ -176,7 +181,7 @@ export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain
     sql,
     `SELECT n.nspname AS schema, t.typname AS name, format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull::text AS notnull,
               t.typdefault AS def,
-              (SELECT string_agg('CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname)
+              (SELECT json_agg(json_build_object('name', c.conname, 'def', pg_get_constraintdef(c.oid)) ORDER BY c.conname)
                  FROM pg_constraint c WHERE c.contypid = t.oid) AS checks
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        WHERE t.typtype = 'd' AND n.nspname ${nsFilter} ORDER BY t.oid`,
@@ -187,20 +192,21 @@ export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain
     base: d.base,
     notNull: d.notnull === "true",
     default: d.def,
-    checks: d.checks,
+    checks: parseList<{ name: string; def: string }>(d.checks),
   }));
 }
 
 /** Composite types (not table row types). */
-export function readComposites(sql: RawSql, nsFilter: string): Promise<CompositeType[]> {
-  return rows<CompositeType>(
+export async function readComposites(sql: RawSql, nsFilter: string): Promise<CompositeType[]> {
+  const composites = await rows<{ schema: string; name: string; attrs: string | null }>(
     sql,
     `SELECT n.nspname AS schema, t.typname AS name,
-              (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+              (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                  FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS attrs
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
        WHERE t.typtype = 'c' AND c.relkind = 'c' AND n.nspname ${nsFilter} ORDER BY t.oid`,
   );
+  return composites.map((c) => ({ schema: c.schema, name: c.name, attrs: parseList(c.attrs) }));
 }
 
 /** Sequences that are not identity sequences (identity ones come with their column). */
@@ -216,6 +222,7 @@ export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequ
     cache: string;
     cycle: string;
     last: string | null;
+    owner_schema: string | null;
     owner_table: string | null;
     owner_column: string | null;
   }>(
@@ -223,7 +230,7 @@ export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequ
     `SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS type, s.seqstart::text AS start,
               s.seqincrement::text AS increment, s.seqmin::text AS min, s.seqmax::text AS max, s.seqcache::text AS cache,
               s.seqcycle::text AS cycle, ps.last_value::text AS last,
-              quote_ident(tn.nspname) || '.' || quote_ident(t.relname) AS owner_table, a.attname AS owner_column
+              tn.nspname AS owner_schema, t.relname AS owner_table, a.attname AS owner_column
        FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_sequences ps ON ps.schemaname = n.nspname AND ps.sequencename = c.relname
        LEFT JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
@@ -242,7 +249,7 @@ export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequ
     cache: s.cache,
     cycle: s.cycle === "true",
     last: s.last,
-    ownerTable: s.owner_table,
+    ownerTable: s.owner_schema !== null && s.owner_table !== null ? qualified(s.owner_schema, s.owner_table) : null,
     ownerColumn: s.owner_column,
   }));
 }
@@ -300,12 +307,12 @@ async function readColumns(sql: RawSql, tableOid: string): Promise<Column[]> {
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.atttypid::text AS typeoid,
                 CASE WHEN EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castsource = coalesce(nullif(ty.typbasetype, 0), a.atttypid)
                                     AND ca.casttarget = 'pg_catalog.text'::regtype AND ca.castmethod = 'f')
-                     THEN (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.proname) FROM pg_proc p
+                     THEN (SELECT json_build_array(pn.nspname, p.proname) FROM pg_proc p
                            JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = ty.typoutput) END AS textout,
                 a.attnotnull::text AS notnull,
                 pg_get_expr(ad.adbin, ad.adrelid) AS def, a.attidentity::text AS identity, a.attgenerated::text AS generated,
                 CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
-                     THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation
+                     THEN json_build_array(cn.nspname, co.collname) END AS collation
          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
          LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
          LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
@@ -316,13 +323,20 @@ async function readColumns(sql: RawSql, tableOid: string): Promise<Column[]> {
     name: c.name,
     type: c.type,
     typeOid: Number(c.typeoid),
-    textOut: c.textout,
+    textOut: qualifiedPair(c.textout),
     notNull: c.notnull === "true",
     default: c.def,
     identity: c.identity,
     generated: c.generated,
-    collation: c.collation,
+    collation: qualifiedPair(c.collation),
   }));
+}
+
+/** A `[schema, name]` JSON pair (see readColumns) qualified and quoted, or null. */
+function qualifiedPair(json: string | null): string | null {
+  if (json === null) return null;
+  const [schema, name] = JSON.parse(json) as [string, string];
+  return qualified(schema, name);
 }
 
 /** The primary key's columns in key order, with their types (empty: no primary key). */

@@ -17,15 +17,18 @@ import type {
   Table,
   View,
 } from "./catalog.ts";
-import { ident, literal, qualified } from "./quote.ts";
+import { commentText, ident, literal, qualified } from "./quote.ts";
 
 /**
  * The dump's header: where it came from, how to restore it, and the session settings a restore
  * needs (the search_path emptied, as pg_dump does, so every name in the dump is qualified), then
- * the transaction the whole restore runs in.
+ * the transaction the whole restore runs in. The database's name and the ledger's newest row are the
+ * tenant's text: they go into the comment line through commentText, never raw (a newline in either
+ * would end the comment and start a psql meta-command).
  */
 export function preamble(meta: ServerMeta | undefined, schemaVersion: string | null): string {
-  return `-- Tenantry export of database ${meta?.db ?? "?"} (Postgres ${meta?.version ?? "?"}), schema version ${schemaVersion ?? "none"}
+  const about = `database ${meta?.db ?? "?"} (Postgres ${meta?.version ?? "?"}), schema version ${schemaVersion ?? "none"}`;
+  return `-- Tenantry export of ${commentText(about)}
 -- Restore into an empty database:  gunzip -c dump.sql.gz | psql -v ON_ERROR_STOP=1 -d <database>
 SET statement_timeout = 0;
 SET client_encoding = 'UTF8';
@@ -40,13 +43,14 @@ BEGIN;
 
 export const createSchema = (name: string) => `CREATE SCHEMA IF NOT EXISTS ${ident(name)};\n`;
 
-export const createEnum = (e: EnumType) => `CREATE TYPE ${qualified(e.schema, e.name)} AS ENUM (${e.labels ?? ""});\n`;
+export const createEnum = (e: EnumType) =>
+  `CREATE TYPE ${qualified(e.schema, e.name)} AS ENUM (${e.labels.map(literal).join(", ")});\n`;
 
 export const createDomain = (d: Domain) =>
-  `CREATE DOMAIN ${qualified(d.schema, d.name)} AS ${d.base}${d.default !== null ? ` DEFAULT ${d.default}` : ""}${d.notNull ? " NOT NULL" : ""}${d.checks ? ` ${d.checks}` : ""};\n`;
+  `CREATE DOMAIN ${qualified(d.schema, d.name)} AS ${d.base}${d.default !== null ? ` DEFAULT ${d.default}` : ""}${d.notNull ? " NOT NULL" : ""}${d.checks.map((c) => ` CONSTRAINT ${ident(c.name)} ${c.def}`).join("")};\n`;
 
 export const createComposite = (c: CompositeType) =>
-  `CREATE TYPE ${qualified(c.schema, c.name)} AS (${c.attrs ?? ""});\n`;
+  `CREATE TYPE ${qualified(c.schema, c.name)} AS (${c.attrs.map((a) => `${ident(a.name)} ${a.type}`).join(", ")});\n`;
 
 export const createSequence = (s: Sequence) =>
   `CREATE SEQUENCE ${qualified(s.schema, s.name)} AS ${s.type} START WITH ${s.start} INCREMENT BY ${s.increment} MINVALUE ${s.min} MAXVALUE ${s.max} CACHE ${s.cache}${s.cycle ? " CYCLE" : ""};\n`;

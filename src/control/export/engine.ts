@@ -3,7 +3,7 @@
  * schema from the catalogs and the data as `COPY … FROM stdin` blocks, in an order that restores with
  * `psql -v ON_ERROR_STOP=1` into any Postgres: types and sequences, tables (columns, defaults,
  * identity and generated columns, NOT NULL), data, then sequence values, constraints (primary and
- * unique keys, checks, foreign keys last), indexes and views.
+ * unique keys, checks, foreign keys last), indexes, views and comments.
  *
  * This file is the orchestration only: it reads the catalogs (catalog.ts), renders them (ddl.ts)
  * and streams each table's pages of COPY lines (pages.ts, copy-text.ts), counting bytes, rows and
@@ -37,6 +37,7 @@ import {
   type Table,
 } from "./catalog.ts";
 import { TableChecksum } from "./checksum.ts";
+import { commentOn, readComments } from "./comments.ts";
 import { copyColumns } from "./copy-text.ts";
 import {
   addConstraint,
@@ -157,6 +158,7 @@ async function* generate(run: ExportRun): AsyncGenerator<string> {
   for (const c of await readConstraints(run.sql, run.nsFilter)) yield emit(run, addConstraint(c));
   for (const def of await readIndexes(run.sql, run.nsFilter)) yield emit(run, createIndex(def));
   for (const v of await readViews(run.sql, run.nsFilter)) yield emit(run, createView(v));
+  for (const c of await readComments(run.sql, run.nsFilter)) yield emit(run, commentOn(c));
   yield emit(run, COMMIT);
   run.finished = true;
 }

@@ -1,0 +1,87 @@
+/**
+ * Comments (`COMMENT ON …`) on the objects the dump creates: schemas other than public, enums,
+ * domains and their constraints, composite types, tables, views, sequences, indexes, columns and
+ * table constraints. Read from pg_description in one query, written at the end of the dump, when
+ * every object they describe exists. The comment text and every name go through quote.ts, like
+ * everything else the dump holds: a comment is free text a tenant wrote.
+ */
+import { type RawSql, rows } from "./catalog.ts";
+import { ident, literal, qualified } from "./quote.ts";
+
+export interface ObjectComment {
+  /** What the comment is on, as COMMENT ON spells it (CONSTRAINT ON DOMAIN: `DOMAIN CONSTRAINT`). */
+  readonly kind:
+    | "SCHEMA"
+    | "TYPE"
+    | "DOMAIN"
+    | "DOMAIN CONSTRAINT"
+    | "TABLE"
+    | "VIEW"
+    | "SEQUENCE"
+    | "INDEX"
+    | "COLUMN"
+    | "CONSTRAINT";
+  readonly schema: string;
+  /** The object's name (for a column or table constraint, its table's; for a domain constraint, its domain's). */
+  readonly name: string;
+  /** A column's or constraint's own name (null for the others). */
+  readonly sub: string | null;
+  readonly text: string;
+}
+
+/**
+ * The comments, on objects in the schemas `nsFilter` keeps. Relations the dump does not create as
+ * such are left out: partitions, materialized views, composite types' relations and identity sequences.
+ */
+export function readComments(sql: RawSql, nsFilter: string): Promise<ObjectComment[]> {
+  return rows<ObjectComment>(
+    sql,
+    `WITH rel AS (
+       SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname ${nsFilter} AND NOT c.relispartition AND c.relkind IN ('r', 'p', 'v', 'S', 'i')
+          AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid AND dep.deptype = 'i' AND c.relkind = 'S')
+          AND NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid WHERE x.indexrelid = c.oid AND t.relispartition))
+     SELECT kind, schema, name, sub, text FROM (
+       SELECT 'SCHEMA' AS kind, n.nspname AS schema, n.nspname AS name, NULL AS sub, d.description AS text, 0 AS ord
+         FROM pg_description d JOIN pg_namespace n ON n.oid = d.objoid
+        WHERE d.classoid = 'pg_namespace'::regclass AND n.nspname ${nsFilter} AND n.nspname <> 'public'
+       UNION ALL
+       SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, n.nspname, t.typname, NULL, d.description, 1
+         FROM pg_description d JOIN pg_type t ON t.oid = d.objoid JOIN pg_namespace n ON n.oid = t.typnamespace
+         LEFT JOIN pg_class tc ON tc.oid = t.typrelid
+        WHERE d.classoid = 'pg_type'::regclass AND n.nspname ${nsFilter}
+          AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND tc.relkind = 'c'))
+       UNION ALL
+       SELECT CASE WHEN d.objsubid > 0 THEN 'COLUMN'
+                   ELSE CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END END,
+              r.nspname, r.relname, a.attname, d.description, 2
+         FROM pg_description d JOIN rel r ON r.oid = d.objoid
+         LEFT JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.objsubid AND d.objsubid > 0
+        WHERE d.classoid = 'pg_class'::regclass AND (d.objsubid = 0 OR (a.attnum IS NOT NULL AND NOT a.attisdropped))
+       UNION ALL
+       SELECT 'CONSTRAINT', r.nspname, r.relname, con.conname, d.description, 3
+         FROM pg_description d JOIN pg_constraint con ON con.oid = d.objoid JOIN rel r ON r.oid = con.conrelid
+        WHERE d.classoid = 'pg_constraint'::regclass AND con.conislocal AND con.contype IN ('p', 'u', 'c', 'x', 'f')
+       UNION ALL
+       SELECT 'DOMAIN CONSTRAINT', n.nspname, t.typname, con.conname, d.description, 4
+         FROM pg_description d JOIN pg_constraint con ON con.oid = d.objoid JOIN pg_type t ON t.oid = con.contypid
+         JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE d.classoid = 'pg_constraint'::regclass AND n.nspname ${nsFilter}
+     ) c ORDER BY ord, schema, name, sub NULLS FIRST`,
+  );
+}
+
+/** One `COMMENT ON … IS '…';` statement. */
+export function commentOn(c: ObjectComment): string {
+  const target =
+    c.kind === "SCHEMA"
+      ? `SCHEMA ${ident(c.name)}`
+      : c.kind === "COLUMN"
+        ? `COLUMN ${qualified(c.schema, c.name)}.${ident(c.sub ?? "")}`
+        : c.kind === "CONSTRAINT"
+          ? `CONSTRAINT ${ident(c.sub ?? "")} ON ${qualified(c.schema, c.name)}`
+          : c.kind === "DOMAIN CONSTRAINT"
+            ? `CONSTRAINT ${ident(c.sub ?? "")} ON DOMAIN ${qualified(c.schema, c.name)}`
+            : `${c.kind} ${qualified(c.schema, c.name)}`;
+  return `COMMENT ON ${target} IS ${literal(c.text)};\n`;
+}
