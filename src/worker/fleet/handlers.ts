@@ -6,8 +6,10 @@
  * backoff only when the control plane itself could not be reached, and lands in the dead-letter
  * queue after the configured retries.
  */
+
+import type { DeleteExportDeps } from "../../control/export/delete-steps.ts";
+import { DEFAULT_FINAL_RETENTION_DAYS, expireFinalExports } from "../../control/export/purge.ts";
 import {
-  type ExportDeps,
   type ExportMessage,
   runExport,
   scheduleNightlyExports,
@@ -53,13 +55,15 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
 /** The cron expression of the nightly export trigger (wrangler.toml). */
 export const NIGHTLY_EXPORT_CRON = "0 3 * * *";
 
-export function exportDepsFrom(env: Env, actor: string, log: Logger): ExportDeps & FleetDeps {
+export function exportDepsFrom(env: Env, actor: string, log: Logger): DeleteExportDeps & FleetDeps {
   const fleet = fleetDepsFrom(env, actor, log);
   const retention = Number(env.EXPORT_RETENTION);
+  const settle = Number(env.FINAL_EXPORT_SETTLE_MS);
   return {
     ...fleet,
     bucket: env.EXPORTS,
     retention: Number.isInteger(retention) && retention > 0 ? retention : undefined,
+    settleMs: env.FINAL_EXPORT_SETTLE_MS !== "" && Number.isFinite(settle) && settle >= 0 ? settle : undefined,
     sendExport: async (messages) => {
       for (let start = 0; start < messages.length; start += 100) {
         await env.FLEET_QUEUE.sendBatch(
@@ -83,7 +87,12 @@ export async function handleScheduled(
   const deps = exportDepsFrom(env, "system:cron", log);
   if (controller.cron === NIGHTLY_EXPORT_CRON) {
     const exports = await scheduleNightlyExports(deps);
-    log.log("info", "exports_scheduled", { exports });
+    const days = Number(env.FINAL_EXPORT_RETENTION_DAYS);
+    const finalExpired = await expireFinalExports(
+      deps,
+      Number.isFinite(days) && days > 0 ? days : DEFAULT_FINAL_RETENTION_DAYS,
+    );
+    log.log("info", "exports_scheduled", { exports, finalExpired });
     return;
   }
   const { queued } = await dispatch(deps);
