@@ -11,13 +11,8 @@
  * SQL (pg_get_constraintdef, pg_get_expr, format_type…), the value carries that text as is; every
  * bare name or label is read raw and quoted by quote.ts, the dump's one quoting path.
  */
-import type { NeonQueryFunction } from "@neondatabase/serverless";
 import { literal, qualified } from "./quote.ts";
-
-export type RawSql = NeonQueryFunction<false, false>;
-
-/** Every value as Postgres prints it: the driver must not parse anything. */
-export const RAW_TYPES = { getTypeParser: () => (value: string) => value };
+import type { ExportSql } from "./snapshot.ts";
 
 export interface Column {
   name: string;
@@ -115,14 +110,9 @@ export interface View {
 /** A json_agg result as the driver hands it over (text, null for no rows) parsed: [] for none. */
 const parseList = <T>(json: string | null): T[] => (json === null ? [] : (JSON.parse(json) as T[]));
 
-/** One catalog query, with the search_path emptied in the same transaction (see above). */
-export async function rows<T>(sql: RawSql, text: string, params: unknown[] = []): Promise<T[]> {
-  const [, result] = await sql.transaction([
-    sql.query("SELECT set_config('search_path', '', true)"),
-    sql.query(text, params, { arrayMode: false, fullResults: false, types: RAW_TYPES }),
-  ]);
-  return result as unknown as T[];
-}
+/** One catalog query, in the export's snapshot with the search_path emptied (see snapshot.ts). */
+export const rows = <T>(sql: ExportSql, text: string, params: unknown[] = []): Promise<T[]> =>
+  sql.rows<T>(text, params);
 
 /** The condition on `n.nspname` that leaves out the system schemas and `exclude`. */
 export function schemaFilter(exclude: readonly string[]): string {
@@ -131,7 +121,7 @@ export function schemaFilter(exclude: readonly string[]): string {
 }
 
 /** The last migration applied by Tenantry's ledger, or null without a ledger (or an empty one). */
-export async function readSchemaVersion(sql: RawSql): Promise<string | null> {
+export async function readSchemaVersion(sql: ExportSql): Promise<string | null> {
   const [ledger] = await rows<{ present: string }>(
     sql,
     "SELECT (to_regclass('tenantry.migrations') IS NOT NULL)::text AS present",
@@ -141,7 +131,7 @@ export async function readSchemaVersion(sql: RawSql): Promise<string | null> {
   return last?.name ?? null;
 }
 
-export async function readServerMeta(sql: RawSql): Promise<ServerMeta | undefined> {
+export async function readServerMeta(sql: ExportSql): Promise<ServerMeta | undefined> {
   const [meta] = await rows<ServerMeta>(
     sql,
     "SELECT current_database() AS db, current_setting('server_version') AS version",
@@ -150,7 +140,7 @@ export async function readServerMeta(sql: RawSql): Promise<ServerMeta | undefine
 }
 
 /** Schemas other than public. */
-export async function readSchemas(sql: RawSql, nsFilter: string): Promise<string[]> {
+export async function readSchemas(sql: ExportSql, nsFilter: string): Promise<string[]> {
   const schemas = await rows<{ nspname: string }>(
     sql,
     `SELECT n.nspname FROM pg_namespace n WHERE n.nspname ${nsFilter} AND n.nspname <> 'public' ORDER BY n.nspname`,
@@ -158,7 +148,7 @@ export async function readSchemas(sql: RawSql, nsFilter: string): Promise<string
   return schemas.map((s) => s.nspname);
 }
 
-export async function readEnums(sql: RawSql, nsFilter: string): Promise<EnumType[]> {
+export async function readEnums(sql: ExportSql, nsFilter: string): Promise<EnumType[]> {
   const enums = await rows<{ schema: string; name: string; labels: string | null }>(
     sql,
     `SELECT n.nspname AS schema, t.typname AS name,
@@ -169,7 +159,7 @@ export async function readEnums(sql: RawSql, nsFilter: string): Promise<EnumType
   return enums.map((e) => ({ schema: e.schema, name: e.name, labels: parseList<string>(e.labels) }));
 }
 
-export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain[]> {
+export async function readDomains(sql: ExportSql, nsFilter: string): Promise<Domain[]> {
   const domains = await rows<{
     schema: string;
     name: string;
@@ -197,7 +187,7 @@ export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain
 }
 
 /** Composite types (not table row types). */
-export async function readComposites(sql: RawSql, nsFilter: string): Promise<CompositeType[]> {
+export async function readComposites(sql: ExportSql, nsFilter: string): Promise<CompositeType[]> {
   const composites = await rows<{ schema: string; name: string; attrs: string | null }>(
     sql,
     `SELECT n.nspname AS schema, t.typname AS name,
@@ -210,7 +200,7 @@ export async function readComposites(sql: RawSql, nsFilter: string): Promise<Com
 }
 
 /** Sequences that are not identity sequences (identity ones come with their column). */
-export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequence[]> {
+export async function readSequences(sql: ExportSql, nsFilter: string): Promise<Sequence[]> {
   const sequences = await rows<{
     schema: string;
     name: string;
@@ -255,7 +245,7 @@ export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequ
 }
 
 /** Ordinary and partitioned tables (not partitions), by schema and name, each with its columns and key. */
-export async function readTables(sql: RawSql, nsFilter: string): Promise<Table[]> {
+export async function readTables(sql: ExportSql, nsFilter: string): Promise<Table[]> {
   const tableRows = await rows<{
     oid: string;
     schema: string;
@@ -291,7 +281,7 @@ export async function readTables(sql: RawSql, nsFilter: string): Promise<Table[]
   return tables;
 }
 
-async function readColumns(sql: RawSql, tableOid: string): Promise<Column[]> {
+async function readColumns(sql: ExportSql, tableOid: string): Promise<Column[]> {
   const columns = await rows<{
     name: string;
     type: string;
@@ -340,7 +330,7 @@ function qualifiedPair(json: string | null): string | null {
 }
 
 /** The primary key's columns in key order, with their types (empty: no primary key). */
-function readKey(sql: RawSql, tableOid: string): Promise<{ name: string; type: string }[]> {
+function readKey(sql: ExportSql, tableOid: string): Promise<{ name: string; type: string }[]> {
   return rows<{ name: string; type: string }>(
     sql,
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
@@ -352,7 +342,11 @@ function readKey(sql: RawSql, tableOid: string): Promise<{ name: string; type: s
 }
 
 /** The last value of an identity column's sequence (null or undefined: never called). */
-export async function readIdentityLast(sql: RawSql, table: string, column: string): Promise<string | null | undefined> {
+export async function readIdentityLast(
+  sql: ExportSql,
+  table: string,
+  column: string,
+): Promise<string | null | undefined> {
   const [state] = await rows<{ last: string | null }>(
     sql,
     `SELECT last_value::text AS last FROM pg_sequences WHERE schemaname || '.' || sequencename = (
@@ -364,7 +358,7 @@ export async function readIdentityLast(sql: RawSql, table: string, column: strin
 }
 
 /** Keys, exclusions and checks, foreign keys last: the order they can be added in. */
-export function readConstraints(sql: RawSql, nsFilter: string): Promise<Constraint[]> {
+export function readConstraints(sql: ExportSql, nsFilter: string): Promise<Constraint[]> {
   return rows<Constraint>(
     sql,
     `SELECT n.nspname AS schema, c.relname AS table, con.conname AS name, pg_get_constraintdef(con.oid) AS def, con.contype::text AS contype
@@ -375,7 +369,7 @@ export function readConstraints(sql: RawSql, nsFilter: string): Promise<Constrai
 }
 
 /** Indexes that no constraint owns, as pg_get_indexdef's `CREATE INDEX …` text. */
-export async function readIndexes(sql: RawSql, nsFilter: string): Promise<string[]> {
+export async function readIndexes(sql: ExportSql, nsFilter: string): Promise<string[]> {
   const indexes = await rows<{ def: string }>(
     sql,
     `SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -386,7 +380,7 @@ export async function readIndexes(sql: RawSql, nsFilter: string): Promise<string
   return indexes.map((i) => i.def);
 }
 
-export function readViews(sql: RawSql, nsFilter: string): Promise<View[]> {
+export function readViews(sql: ExportSql, nsFilter: string): Promise<View[]> {
   return rows<View>(
     sql,
     `SELECT n.nspname AS schema, c.relname AS name, pg_get_viewdef(c.oid) AS def FROM pg_class c

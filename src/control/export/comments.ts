@@ -5,8 +5,9 @@
  * every object they describe exists. The comment text and every name go through quote.ts, like
  * everything else the dump holds: a comment is free text a tenant wrote.
  */
-import { type RawSql, rows } from "./catalog.ts";
+import { rows } from "./catalog.ts";
 import { ident, literal, qualified } from "./quote.ts";
+import type { ExportSql } from "./snapshot.ts";
 
 export interface ObjectComment {
   /** What the comment is on, as COMMENT ON spells it (CONSTRAINT ON DOMAIN: `DOMAIN CONSTRAINT`). */
@@ -33,7 +34,7 @@ export interface ObjectComment {
  * The comments, on objects in the schemas `nsFilter` keeps. Relations the dump does not create as
  * such are left out: partitions, materialized views, composite types' relations and identity sequences.
  */
-export function readComments(sql: RawSql, nsFilter: string): Promise<ObjectComment[]> {
+export function readComments(sql: ExportSql, nsFilter: string): Promise<ObjectComment[]> {
   return rows<ObjectComment>(
     sql,
     `WITH rel AS (

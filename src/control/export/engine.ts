@@ -13,13 +13,11 @@
  * back exactly (no quoting rules per type, no statement per row), the file is far smaller and it
  * restores an order of magnitude faster.
  *
- * Consistency: each page is its own transaction (HTTP has no sessions), so rows written during an
- * export may or may not appear; export from a quiet tenant, or a Neon branch, for a point-in-time copy.
+ * Consistency: every request reads one snapshot, exported by a session held open for the whole
+ * export (snapshot.ts): the dump is the database as it was at one instant, however busy.
  */
 import { Buffer } from "node:buffer";
-import { neon } from "@neondatabase/serverless";
 import {
-  type RawSql,
   readComposites,
   readConstraints,
   readDomains,
@@ -59,6 +57,7 @@ import {
 } from "./ddl.ts";
 import { PageReader } from "./pages.ts";
 import { qualified } from "./quote.ts";
+import { type ExportSql, openSnapshot, type SnapshotHolder, snapshotSql } from "./snapshot.ts";
 
 export interface TableManifest {
   readonly name: string;
@@ -92,7 +91,9 @@ export interface ExportOptions {
 
 /** One export in progress: its connection and settings, and the manifest data gathered so far. */
 interface ExportRun {
-  readonly sql: RawSql;
+  /** Set once the snapshot is open (see generate). */
+  sql: ExportSql;
+  readonly connectionString: string;
   /** The schema filter of every catalog query (see schemaFilter). */
   readonly nsFilter: string;
   readonly pageBytes: number;
@@ -113,7 +114,8 @@ function emit(run: ExportRun, text: string, bytes = Buffer.byteLength(text)): st
 /** Generates the dump as chunks of SQL text; `stats()` is complete once the generator is done. */
 export function exportDatabase(connectionString: string, options: ExportOptions = {}) {
   const run: ExportRun = {
-    sql: neon(connectionString, { fullResults: false, readOnly: true }) as unknown as RawSql,
+    sql: unopened,
+    connectionString,
     nsFilter: schemaFilter(options.excludeSchemas ?? ["tenantry"]),
     pageBytes: options.pageBytes ?? 2 * 1024 * 1024,
     onProgress: options.onProgress,
@@ -141,8 +143,28 @@ export function exportDatabase(connectionString: string, options: ExportOptions 
   };
 }
 
-/** The whole dump, section by section, each catalog query made just before its section is written. */
+/** Stands in for the snapshot's reader until it is open. */
+const unopened: ExportSql = {
+  rows: () => Promise.reject(new Error("the export's snapshot is not open")),
+  arrays: () => Promise.reject(new Error("the export's snapshot is not open")),
+};
+
+/**
+ * The whole dump, inside one snapshot (snapshot.ts) held open from the first catalog query to the
+ * last page, and closed however the generator ends (finished, failed, or abandoned by its reader).
+ */
 async function* generate(run: ExportRun): AsyncGenerator<string> {
+  const holder: SnapshotHolder = await openSnapshot(run.connectionString);
+  try {
+    run.sql = snapshotSql(run.connectionString, holder.id);
+    yield* sections(run);
+  } finally {
+    await holder.close();
+  }
+}
+
+/** The dump, section by section, each catalog query made just before its section is written. */
+async function* sections(run: ExportRun): AsyncGenerator<string> {
   run.schemaVersion = await readSchemaVersion(run.sql);
   yield emit(run, preamble(await readServerMeta(run.sql), run.schemaVersion));
   const sequences = yield* types(run);

@@ -9,11 +9,7 @@
 
 import type { DeleteExportDeps } from "../../control/export/delete-steps.ts";
 import { DEFAULT_FINAL_RETENTION_DAYS, expireFinalExports } from "../../control/export/purge.ts";
-import {
-  type ExportMessage,
-  runExport,
-  scheduleNightlyExports,
-} from "../../control/export/service.ts";
+import { type ExportMessage, runExport, scheduleNightlyExports } from "../../control/export/service.ts";
 import { applyTenant } from "../../control/fleet/consumer.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet/dispatch.ts";
 import { reconcile } from "../../control/tenants/reconcile.ts";

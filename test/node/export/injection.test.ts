@@ -20,6 +20,7 @@ import { neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
 import { ident, literal } from "../../../src/control/export/quote.ts";
+import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import {
   createTestDatabase,
   dropTestDatabase,
@@ -115,7 +116,8 @@ const SETUP = () => {
 };
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  // HTTP for the queries, the WebSocket session for the export's snapshot: both to the gateway.
+  applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   dir = await mkdtemp(join(tmpdir(), "tenantry-inj-"));
   source = await hostileDatabase();
   target = await createTestDatabase("exp_inj_dst");
