@@ -26,6 +26,8 @@ export type ErrorCode =
   | "db_unavailable"
   | "region_unsupported"
   | "provisioner_unavailable"
+  | "url_provisioner_disabled"
+  | "url_host_not_allowed"
   | "onboarding_failed"
   | "confirmation_required"
   | "invalid_state"
@@ -56,6 +58,8 @@ const TITLES: Record<ErrorCode, string> = {
   db_unavailable: "Database unavailable",
   region_unsupported: "Region not supported",
   provisioner_unavailable: "Provisioner not configured",
+  url_provisioner_disabled: "The url provisioner is off",
+  url_host_not_allowed: "Database host not allowed",
   onboarding_failed: "Onboarding failed",
   confirmation_required: "Confirmation required",
   invalid_state: "Invalid state for this action",

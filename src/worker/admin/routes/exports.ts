@@ -1,7 +1,8 @@
 /**
  * A tenant's database exports: request one (queued; a gzip SQL dump in R2 plus a manifest), list a
  * tenant's, show one, and mint a short-lived signed download link on the tenant's own host (the
- * link is audited: it hands the data out). All of it needs exports:read.
+ * link is audited: it hands the data out). Reading needs exports:read; queuing an export and minting
+ * a link hand a whole database out, so they need exports:create.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import { getExport, listExports, requestExport } from "../../../control/export/service.ts";
@@ -18,7 +19,7 @@ export const exportRoutes = {
     method: "post",
     path: "/v1/tenants/{slug}/exports",
     summary: "Export a tenant's database (queued): a gzip SQL dump in R2 plus a manifest",
-    middleware: requireScope("exports:read"),
+    middleware: requireScope("exports:create"),
     request: { params: SlugParam },
     responses: { 202: json(Export, "The export, queued"), ...problems },
   }),
@@ -42,7 +43,7 @@ export const exportRoutes = {
     method: "post",
     path: "/v1/exports/{id}/link",
     summary: "A short-lived signed download URL on the tenant's own host",
-    middleware: requireScope("exports:read"),
+    middleware: requireScope("exports:create"),
     request: { params: ExportParam },
     responses: { 200: json(ExportLink, "The link"), ...problems },
   }),
