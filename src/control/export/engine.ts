@@ -55,8 +55,11 @@ import {
   setIdentityValue,
   setSequenceValue,
 } from "./ddl.ts";
+import { createExtension, createRange, readExtensions, readRanges } from "./extensions.ts";
 import { PageReader } from "./pages.ts";
+import { createRoutine, createRule, createTrigger, readRoutines, readRules, readTriggers } from "./programs.ts";
 import { qualified } from "./quote.ts";
+import { createPolicy, readPolicies, readRlsTables, rlsStatements } from "./security.ts";
 import { type ExportSql, openSnapshot, type SnapshotHolder, snapshotSql } from "./snapshot.ts";
 
 export interface TableManifest {
@@ -168,8 +171,11 @@ async function* sections(run: ExportRun): AsyncGenerator<string> {
   run.schemaVersion = await readSchemaVersion(run.sql);
   yield emit(run, preamble(await readServerMeta(run.sql), run.schemaVersion));
   const sequences = yield* types(run);
+  const routines = await readRoutines(run.sql, run.nsFilter);
+  for (const r of routines.filter((r) => !r.onRelations)) yield emit(run, createRoutine(r));
   const tables = await readTables(run.sql, run.nsFilter);
   for (const table of tables) yield emit(run, createTable(table));
+  for (const r of routines.filter((r) => r.onRelations)) yield emit(run, createRoutine(r));
   for (const s of sequences) {
     const owned = sequenceOwnedBy(s);
     if (owned) yield emit(run, owned);
@@ -180,6 +186,10 @@ async function* sections(run: ExportRun): AsyncGenerator<string> {
   for (const c of await readConstraints(run.sql, run.nsFilter)) yield emit(run, addConstraint(c));
   for (const def of await readIndexes(run.sql, run.nsFilter)) yield emit(run, createIndex(def));
   for (const v of await readViews(run.sql, run.nsFilter)) yield emit(run, createView(v));
+  for (const t of await readTriggers(run.sql, run.nsFilter)) yield emit(run, createTrigger(t));
+  for (const def of await readRules(run.sql, run.nsFilter)) yield emit(run, createRule(def));
+  for (const t of await readRlsTables(run.sql, run.nsFilter)) yield emit(run, rlsStatements(t));
+  for (const p of await readPolicies(run.sql, run.nsFilter)) yield emit(run, createPolicy(p));
   for (const c of await readComments(run.sql, run.nsFilter)) yield emit(run, commentOn(c));
   yield emit(run, COMMIT);
   run.finished = true;
@@ -188,9 +198,11 @@ async function* sections(run: ExportRun): AsyncGenerator<string> {
 /** Schemas other than public, enums, domains, composite types and sequences; returns the sequences. */
 async function* types(run: ExportRun): AsyncGenerator<string, Sequence[]> {
   for (const name of await readSchemas(run.sql, run.nsFilter)) yield emit(run, createSchema(name));
+  for (const e of await readExtensions(run.sql)) yield emit(run, createExtension(e));
   for (const e of await readEnums(run.sql, run.nsFilter)) yield emit(run, createEnum(e));
   for (const d of await readDomains(run.sql, run.nsFilter)) yield emit(run, createDomain(d));
   for (const c of await readComposites(run.sql, run.nsFilter)) yield emit(run, createComposite(c));
+  for (const r of await readRanges(run.sql, run.nsFilter)) yield emit(run, createRange(r));
   const sequences = await readSequences(run.sql, run.nsFilter);
   for (const s of sequences) yield emit(run, createSequence(s));
   return sequences;

@@ -13,7 +13,8 @@
  * is lost, the next request fails ("invalid snapshot identifier") and so does the export: it never
  * falls back to reading outside the snapshot.
  *
- * Also here: the empty search_path of every query (see catalog.ts) and the raw value parsing.
+ * Also here: the empty search_path of every query (see catalog.ts), `row_security = off` (see
+ * security.ts) and the raw value parsing.
  */
 import { Client, neon } from "@neondatabase/serverless";
 import { literal } from "./quote.ts";
@@ -71,7 +72,8 @@ export function snapshotSql(connectionString: string, snapshot: string): ExportS
     const results = await sql.transaction(
       [
         sql.query(`SET TRANSACTION SNAPSHOT ${literal(snapshot)}`),
-        sql.query("SELECT set_config('search_path', '', true)"),
+        // Rows a policy would hide fail the query instead (see security.ts).
+        sql.query("SELECT set_config('search_path', '', true), set_config('row_security', 'off', true)"),
         // Per-query options inside a batch are honored; the types want one mode for the batch.
         sql.query(text, params, { arrayMode: arrayMode as false, fullResults: false, types: RAW_TYPES }),
       ],
