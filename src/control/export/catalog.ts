@@ -28,12 +28,16 @@ export interface Column {
   generated: string;
   /** Qualified and quoted, when not the type's default collation. */
   collation: string | null;
+  /** Defined by the table itself, not only inherited from a parent (see inheritance.ts). */
+  local: boolean;
 }
 
 export interface Table {
   oid: string;
   schema: string;
   name: string;
+  /** `pg_class.relkind`: r (table) or p (partitioned: its partitions' rows are read through it). */
+  kind: string;
   columns: Column[];
   /** Primary key columns with their types, for keyset pagination (empty: paginate by ctid). */
   key: { name: string; type: string }[];
@@ -250,11 +254,12 @@ export async function readTables(sql: ExportSql, nsFilter: string): Promise<Tabl
     oid: string;
     schema: string;
     name: string;
+    kind: string;
     bytes: string | null;
     tuples: string | null;
   }>(
     sql,
-    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name,
+    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
               CASE WHEN c.relkind = 'p'
                    THEN (SELECT sum(pg_total_relation_size(t.relid))::text FROM pg_partition_tree(c.oid) t)
                    ELSE pg_total_relation_size(c.oid)::text END AS bytes,
@@ -272,6 +277,7 @@ export async function readTables(sql: ExportSql, nsFilter: string): Promise<Tabl
       oid: t.oid,
       schema: t.schema,
       name: t.name,
+      kind: t.kind,
       diskBytes: Number(t.bytes ?? 0),
       tuples: Number(t.tuples ?? 0),
       columns,
@@ -292,6 +298,7 @@ async function readColumns(sql: ExportSql, tableOid: string): Promise<Column[]> 
     identity: string;
     generated: string;
     collation: string | null;
+    local: string;
   }>(
     sql,
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.atttypid::text AS typeoid,
@@ -300,7 +307,7 @@ async function readColumns(sql: ExportSql, tableOid: string): Promise<Column[]> 
                      THEN (SELECT json_build_array(pn.nspname, p.proname) FROM pg_proc p
                            JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = ty.typoutput) END AS textout,
                 a.attnotnull::text AS notnull,
-                pg_get_expr(ad.adbin, ad.adrelid) AS def, a.attidentity::text AS identity, a.attgenerated::text AS generated,
+                pg_get_expr(ad.adbin, ad.adrelid) AS def, a.attidentity::text AS identity, a.attgenerated::text AS generated, a.attislocal::text AS local,
                 CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
                      THEN json_build_array(cn.nspname, co.collname) END AS collation
          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
@@ -319,6 +326,7 @@ async function readColumns(sql: ExportSql, tableOid: string): Promise<Column[]> 
     identity: c.identity,
     generated: c.generated,
     collation: qualifiedPair(c.collation),
+    local: c.local === "true",
   }));
 }
 
@@ -363,7 +371,7 @@ export function readConstraints(sql: ExportSql, nsFilter: string): Promise<Const
     sql,
     `SELECT n.nspname AS schema, c.relname AS table, con.conname AS name, pg_get_constraintdef(con.oid) AS def, con.contype::text AS contype
        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE con.contype IN ('p', 'u', 'c', 'x', 'f') AND n.nspname ${nsFilter} AND con.conislocal
+       WHERE con.contype IN ('p', 'u', 'c', 'x', 'f') AND n.nspname ${nsFilter} AND con.conislocal AND NOT (con.contype = 'c' AND con.coninhcount > 0)
        ORDER BY CASE con.contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'x' THEN 2 WHEN 'c' THEN 3 ELSE 4 END, n.nspname, c.relname, con.conname`,
   );
 }

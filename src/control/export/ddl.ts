@@ -71,8 +71,12 @@ function columnDefinition(c: Column): string {
   return def;
 }
 
-export const createTable = (table: Table) =>
-  `\nCREATE TABLE ${qualified(table.schema, table.name)} (\n${table.columns.map(columnDefinition).join(",\n")}\n);\n`;
+/** A table; with `parents` (qualified), an inheriting one, with only the columns it defines itself. */
+export function createTable(table: Table, parents: readonly string[] = []): string {
+  const columns = parents.length > 0 ? table.columns.filter((c) => c.local) : table.columns;
+  const inherits = parents.length > 0 ? ` INHERITS (${parents.join(", ")})` : "";
+  return `\nCREATE TABLE ${qualified(table.schema, table.name)} (\n${columns.map(columnDefinition).join(",\n")}\n)${inherits};\n`;
+}
 
 /** `ALTER SEQUENCE … OWNED BY`, for a sequence a column owns (a serial); undefined otherwise. */
 export function sequenceOwnedBy(s: Sequence): string | undefined {
@@ -97,8 +101,13 @@ export function setSequenceValue(s: Sequence): string | undefined {
 export const setIdentityValue = (table: Table, column: Column, last: string) =>
   `SELECT pg_catalog.setval(pg_get_serial_sequence(${literal(qualified(table.schema, table.name))}, ${literal(column.name)}), ${last}, true);\n`;
 
+/**
+ * A constraint, on the table ONLY, except a check: an inheriting table must get its parent's
+ * checks, so a check is added to the parent and reaches the children that way (their inherited
+ * copies are not read, see readConstraints).
+ */
 export const addConstraint = (c: Constraint) =>
-  `ALTER TABLE ONLY ${qualified(c.schema, c.table)} ADD CONSTRAINT ${ident(c.name)} ${c.def};\n`;
+  `ALTER TABLE${c.contype === "c" ? "" : " ONLY"} ${qualified(c.schema, c.table)} ADD CONSTRAINT ${ident(c.name)} ${c.def};\n`;
 
 /** pg_get_indexdef's text, which is already a complete, qualified statement. */
 export const createIndex = (def: string) => `${def};\n`;

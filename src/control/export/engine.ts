@@ -56,6 +56,7 @@ import {
   setSequenceValue,
 } from "./ddl.ts";
 import { createExtension, createRange, readExtensions, readRanges } from "./extensions.ts";
+import { parentsFirst, readParents } from "./inheritance.ts";
 import { PageReader } from "./pages.ts";
 import { createRoutine, createRule, createTrigger, readRoutines, readRules, readTriggers } from "./programs.ts";
 import { qualified } from "./quote.ts";
@@ -173,8 +174,9 @@ async function* sections(run: ExportRun): AsyncGenerator<string> {
   const sequences = yield* types(run);
   const routines = await readRoutines(run.sql, run.nsFilter);
   for (const r of routines.filter((r) => !r.onRelations)) yield emit(run, createRoutine(r));
-  const tables = await readTables(run.sql, run.nsFilter);
-  for (const table of tables) yield emit(run, createTable(table));
+  const parents = await readParents(run.sql, run.nsFilter);
+  const tables = parentsFirst(await readTables(run.sql, run.nsFilter), parents);
+  for (const table of tables) yield emit(run, createTable(table, parents.get(table.oid)));
   for (const r of routines.filter((r) => r.onRelations)) yield emit(run, createRoutine(r));
   for (const s of sequences) {
     const owned = sequenceOwnedBy(s);

@@ -145,6 +145,7 @@ export class PageReader {
     const [row] = await this.run(
       pageQuery({
         name: this.name,
+        only: this.table.kind !== "p",
         columns: this.columns,
         byKey: this.byKey,
         keys: this.keys,
@@ -181,7 +182,7 @@ export class PageReader {
   /** Keyed: the key of the row `limit` rows after `start`, or undefined when fewer are left. */
   private async boundary(): Promise<(string | null)[] | undefined> {
     const [row] = await this.run(
-      `SELECT ${this.keys.map((key) => `${key}::text`).join(", ")} FROM ${this.name}
+      `SELECT ${this.keys.map((key) => `${key}::text`).join(", ")} FROM ${this.table.kind !== "p" ? "ONLY " : ""}${this.name}
        ${this.start ? `WHERE ${this.tuple} > ${this.params(1)}` : ""} ORDER BY ${this.keys.join(", ")} OFFSET ${this.limit - 1} LIMIT 1`,
       this.start ?? [],
     );

@@ -37,6 +37,7 @@ const column = (name: string, extra: Partial<Column> = {}): Column => ({
   identity: "",
   generated: "",
   collation: null,
+  local: true,
   ...extra,
 });
 
@@ -44,6 +45,7 @@ const table = (schema: string, name: string, columns: Column[]): Table => ({
   oid: "16384",
   schema,
   name,
+  kind: "r",
   columns,
   key: [],
   diskBytes: 0,
@@ -184,6 +186,11 @@ describe("DDL rendering", () => {
         "",
       ].join("\n"),
     );
+    // An inheriting table names its parents and only the columns it defines itself.
+    const child = table("public", "child", [column("id", { local: false }), column("extra")]);
+    expect(createTable(child, ['"public"."parent"', '"s"."other"'])).toBe(
+      '\nCREATE TABLE "public"."child" (\n    "extra" text\n) INHERITS ("public"."parent", "s"."other");\n',
+    );
     // The data block carries every column but the stored generated one.
     expect(copyStart(t, copyColumns(t.columns))).toBe(
       '\nCOPY "we""ird sch"."Mixed Case" ("Id", "always", "sp ace", "q""uote") FROM stdin;\n',
@@ -206,6 +213,15 @@ describe("DDL rendering", () => {
     ).toBe(
       'ALTER TABLE ONLY "public"."Order Lines" ADD CONSTRAINT "fk ""parent""" FOREIGN KEY (parent_id) REFERENCES public.parents(id) ON DELETE CASCADE;\n',
     );
+    expect(
+      addConstraint({
+        schema: "public",
+        table: "vehicles",
+        name: "wheels_check",
+        def: "CHECK ((wheels > 0))",
+        contype: "c",
+      }),
+    ).toBe('ALTER TABLE "public"."vehicles" ADD CONSTRAINT "wheels_check" CHECK ((wheels > 0));\n');
     expect(createIndex("CREATE INDEX kinds_tstz_idx ON public.kinds USING btree (tstz DESC) WHERE b")).toBe(
       "CREATE INDEX kinds_tstz_idx ON public.kinds USING btree (tstz DESC) WHERE b;\n",
     );

@@ -2,7 +2,7 @@
  * Schema fidelity, the catalogs as the reference: a schema written here with an extension that
  * ships with Postgres (btree_gist), a range type with a difference function, a composite type,
  * functions (one before the tables, used by a generated column; one taking a table's row type,
- * used by a view), a procedure, exclusion and deferrable constraints, a NOT VALID check that
+ * used by a view), a procedure, table inheritance, exclusion and deferrable constraints, a NOT VALID check that
  * existing rows violate, triggers (one disabled), a rule, and row-level security with FORCE and
  * permissive and restrictive policies, exports, restores with `psql -v ON_ERROR_STOP=1` into a
  * fresh database, and the two databases' catalogs agree: columns, constraints (deferrability,
@@ -54,6 +54,10 @@ const SETUP = `
   SET CONSTRAINTS ALL IMMEDIATE;
   ALTER TABLE bookings ADD CONSTRAINT bookings_weight_nonempty CHECK (weight IS NULL OR NOT isempty(weight)) NOT VALID;
   CALL add_note('first');
+  CREATE TABLE vehicles (id int PRIMARY KEY, wheels int NOT NULL CHECK (wheels > 0));
+  CREATE TABLE trucks (payload_kg int) INHERITS (vehicles);
+  INSERT INTO vehicles VALUES (1, 2), (2, 4);
+  INSERT INTO trucks VALUES (3, 6, 12000), (4, 18, 30000);
   CREATE VIEW room_labels AS SELECT room_label(r) AS label FROM rooms r;
   CREATE TRIGGER bookings_touch BEFORE UPDATE ON bookings FOR EACH ROW EXECUTE FUNCTION touch_updated();
   CREATE TRIGGER bookings_touch_insert BEFORE INSERT ON bookings FOR EACH ROW EXECUTE FUNCTION touch_updated();
@@ -86,6 +90,7 @@ const CATALOG = [
   `SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relnamespace = 'public'::regnamespace
      AND relkind = 'r' ORDER BY 1`,
   "SELECT extname FROM pg_extension ORDER BY 1",
+  "SELECT inhrelid::regclass::text, inhparent::regclass::text, inhseqno FROM pg_inherits ORDER BY 1, 3",
   `SELECT t.typname, r.rngsubtype::regtype::text, r.rngsubdiff::regproc::text FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid
      WHERE t.typnamespace = 'public'::regnamespace ORDER BY 1`,
   `SELECT c.relname, d.objsubid, d.description FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
@@ -163,7 +168,7 @@ describe("schema fidelity", () => {
       expect(b.rows, query).toEqual(a.rows);
     }
     const [a, b] = await Promise.all([rowHashes(source), rowHashes(target)]);
-    expect(Object.keys(a).sort()).toEqual(["bookings", "journal", "rooms"]);
+    expect(Object.keys(a).sort()).toEqual(["bookings", "journal", "rooms", "trucks", "vehicles"]);
     expect(b).toEqual(a);
     // The disabled trigger stayed disabled, the enabled one fires, the rule runs, the deferred
     // foreign key and the exclusion constraint work in the copy.
