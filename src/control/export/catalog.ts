@@ -248,7 +248,7 @@ export async function readSequences(sql: ExportSql, nsFilter: string): Promise<S
   }));
 }
 
-/** Ordinary and partitioned tables (not partitions), by schema and name, each with its columns and key. */
+/** Ordinary and partitioned tables and partitions, by schema and name, each with its columns and key. */
 export async function readTables(sql: ExportSql, nsFilter: string): Promise<Table[]> {
   const tableRows = await rows<{
     oid: string;
@@ -267,7 +267,7 @@ export async function readTables(sql: ExportSql, nsFilter: string): Promise<Tabl
                    THEN (SELECT sum(greatest(pc.reltuples, 0))::text FROM pg_partition_tree(c.oid) t JOIN pg_class pc ON pc.oid = t.relid)
                    ELSE greatest(c.reltuples, 0)::text END AS tuples
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname ${nsFilter} ORDER BY n.nspname, c.relname`,
+       WHERE c.relkind IN ('r', 'p') AND n.nspname ${nsFilter} ORDER BY n.nspname, c.relname`,
   );
   const tables: Table[] = [];
   for (const t of tableRows) {
@@ -371,7 +371,7 @@ export function readConstraints(sql: ExportSql, nsFilter: string): Promise<Const
     sql,
     `SELECT n.nspname AS schema, c.relname AS table, con.conname AS name, pg_get_constraintdef(con.oid) AS def, con.contype::text AS contype
        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE con.contype IN ('p', 'u', 'c', 'x', 'f') AND n.nspname ${nsFilter} AND con.conislocal AND NOT (con.contype = 'c' AND con.coninhcount > 0)
+       WHERE con.contype IN ('p', 'u', 'c', 'x', 'f') AND n.nspname ${nsFilter} AND con.conislocal AND con.conparentid = 0 AND NOT (con.contype = 'c' AND con.coninhcount > 0)
        ORDER BY CASE con.contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'x' THEN 2 WHEN 'c' THEN 3 ELSE 4 END, n.nspname, c.relname, con.conname`,
   );
 }
@@ -380,9 +380,11 @@ export function readConstraints(sql: ExportSql, nsFilter: string): Promise<Const
 export async function readIndexes(sql: ExportSql, nsFilter: string): Promise<string[]> {
   const indexes = await rows<{ def: string }>(
     sql,
-    `SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    // On a partitioned table, without ONLY: the index is built on every partition too (partitions.ts).
+    `SELECT regexp_replace(pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX ("([^"]|"")*"|[^ ]+) ON )ONLY ', '\\1') AS def
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname ${nsFilter} AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)
+       WHERE n.nspname ${nsFilter} AND NOT c.relispartition AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)
        ORDER BY n.nspname, c.relname`,
   );
   return indexes.map((i) => i.def);

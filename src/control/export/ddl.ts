@@ -72,10 +72,11 @@ function columnDefinition(c: Column): string {
 }
 
 /** A table; with `parents` (qualified), an inheriting one, with only the columns it defines itself. */
-export function createTable(table: Table, parents: readonly string[] = []): string {
+export function createTable(table: Table, parents: readonly string[] = [], partitionBy?: string | null): string {
   const columns = parents.length > 0 ? table.columns.filter((c) => c.local) : table.columns;
   const inherits = parents.length > 0 ? ` INHERITS (${parents.join(", ")})` : "";
-  return `\nCREATE TABLE ${qualified(table.schema, table.name)} (\n${columns.map(columnDefinition).join(",\n")}\n)${inherits};\n`;
+  const partitioned = partitionBy ? ` PARTITION BY ${partitionBy}` : "";
+  return `\nCREATE TABLE ${qualified(table.schema, table.name)} (\n${columns.map(columnDefinition).join(",\n")}\n)${inherits}${partitioned};\n`;
 }
 
 /** `ALTER SEQUENCE … OWNED BY`, for a sequence a column owns (a serial); undefined otherwise. */
@@ -104,10 +105,10 @@ export const setIdentityValue = (table: Table, column: Column, last: string) =>
 /**
  * A constraint, on the table ONLY, except a check: an inheriting table must get its parent's
  * checks, so a check is added to the parent and reaches the children that way (their inherited
- * copies are not read, see readConstraints).
+ * copies are not read, see readConstraints); so is any constraint of a partitioned table.
  */
-export const addConstraint = (c: Constraint) =>
-  `ALTER TABLE${c.contype === "c" ? "" : " ONLY"} ${qualified(c.schema, c.table)} ADD CONSTRAINT ${ident(c.name)} ${c.def};\n`;
+export const addConstraint = (c: Constraint, partitioned = false) =>
+  `ALTER TABLE${c.contype === "c" || partitioned ? "" : " ONLY"} ${qualified(c.schema, c.table)} ADD CONSTRAINT ${ident(c.name)} ${c.def};\n`;
 
 /** pg_get_indexdef's text, which is already a complete, qualified statement. */
 export const createIndex = (def: string) => `${def};\n`;

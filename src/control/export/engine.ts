@@ -58,6 +58,7 @@ import {
 import { createExtension, createRange, readExtensions, readRanges } from "./extensions.ts";
 import { parentsFirst, readParents } from "./inheritance.ts";
 import { PageReader } from "./pages.ts";
+import { createPartition, readPartitioning } from "./partitions.ts";
 import { createRoutine, createRule, createTrigger, readRoutines, readRules, readTriggers } from "./programs.ts";
 import { qualified } from "./quote.ts";
 import { createPolicy, readPolicies, readRlsTables, rlsStatements } from "./security.ts";
@@ -175,17 +176,26 @@ async function* sections(run: ExportRun): AsyncGenerator<string> {
   const routines = await readRoutines(run.sql, run.nsFilter);
   for (const r of routines.filter((r) => !r.onRelations)) yield emit(run, createRoutine(r));
   const parents = await readParents(run.sql, run.nsFilter);
-  const tables = parentsFirst(await readTables(run.sql, run.nsFilter), parents);
-  for (const table of tables) yield emit(run, createTable(table, parents.get(table.oid)));
+  const partitioning = await readPartitioning(run.sql, run.nsFilter);
+  const order = new Map(parents);
+  for (const [oid, p] of partitioning) if (p.parent) order.set(oid, [p.parent]);
+  const tables = parentsFirst(await readTables(run.sql, run.nsFilter), order);
+  for (const table of tables) {
+    const p = partitioning.get(table.oid);
+    yield emit(run, p?.parent ? createPartition(table, p) : createTable(table, parents.get(table.oid), p?.key));
+  }
   for (const r of routines.filter((r) => r.onRelations)) yield emit(run, createRoutine(r));
   for (const s of sequences) {
     const owned = sequenceOwnedBy(s);
     if (owned) yield emit(run, owned);
   }
-  for (const table of tables) yield* tableData(run, table);
+  // Rows live in plain tables and leaf partitions; a partitioned table holds none of its own.
+  for (const table of tables) if (table.kind === "r") yield* tableData(run, table);
   yield emit(run, "\n");
   yield* sequenceValues(run, sequences, tables);
-  for (const c of await readConstraints(run.sql, run.nsFilter)) yield emit(run, addConstraint(c));
+  const partitionedNames = new Set(tables.filter((t) => t.kind === "p").map((t) => `${t.schema}.${t.name}`));
+  for (const c of await readConstraints(run.sql, run.nsFilter))
+    yield emit(run, addConstraint(c, partitionedNames.has(`${c.schema}.${c.table}`)));
   for (const def of await readIndexes(run.sql, run.nsFilter)) yield emit(run, createIndex(def));
   for (const v of await readViews(run.sql, run.nsFilter)) yield emit(run, createView(v));
   for (const t of await readTriggers(run.sql, run.nsFilter)) yield emit(run, createTrigger(t));

@@ -2,7 +2,8 @@
  * Schema fidelity, the catalogs as the reference: a schema written here with an extension that
  * ships with Postgres (btree_gist), a range type with a difference function, a composite type,
  * functions (one before the tables, used by a generated column; one taking a table's row type,
- * used by a view), a procedure, table inheritance, exclusion and deferrable constraints, a NOT VALID check that
+ * used by a view), a procedure, table inheritance, a partitioned table (a sub-partitioned partition,
+ * a default partition, an index and a foreign key on the partitioned table), exclusion and deferrable constraints, a NOT VALID check that
  * existing rows violate, triggers (one disabled), a rule, and row-level security with FORCE and
  * permissive and restrictive policies, exports, restores with `psql -v ON_ERROR_STOP=1` into a
  * fresh database, and the two databases' catalogs agree: columns, constraints (deferrability,
@@ -58,6 +59,15 @@ const SETUP = `
   CREATE TABLE trucks (payload_kg int) INHERITS (vehicles);
   INSERT INTO vehicles VALUES (1, 2), (2, 4);
   INSERT INTO trucks VALUES (3, 6, 12000), (4, 18, 30000);
+  CREATE TABLE readings (id bigint NOT NULL, at date NOT NULL, value numeric, PRIMARY KEY (id, at),
+                         CONSTRAINT readings_room_fk FOREIGN KEY (id) REFERENCES rooms (id) NOT VALID) PARTITION BY RANGE (at);
+  CREATE TABLE readings_2025 PARTITION OF readings FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+  CREATE TABLE readings_2026 PARTITION OF readings FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY HASH (id);
+  CREATE TABLE readings_2026_h0 PARTITION OF readings_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+  CREATE TABLE readings_2026_h1 PARTITION OF readings_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+  CREATE TABLE readings_other PARTITION OF readings DEFAULT;
+  CREATE INDEX readings_value_idx ON readings (value);
+  INSERT INTO readings SELECT 1 + 2 * (i % 2), date '2024-12-30' + i * 7, i * 1.5 FROM generate_series(0, 120) AS i;
   CREATE VIEW room_labels AS SELECT room_label(r) AS label FROM rooms r;
   CREATE TRIGGER bookings_touch BEFORE UPDATE ON bookings FOR EACH ROW EXECUTE FUNCTION touch_updated();
   CREATE TRIGGER bookings_touch_insert BEFORE INSERT ON bookings FOR EACH ROW EXECUTE FUNCTION touch_updated();
@@ -91,6 +101,8 @@ const CATALOG = [
      AND relkind = 'r' ORDER BY 1`,
   "SELECT extname FROM pg_extension ORDER BY 1",
   "SELECT inhrelid::regclass::text, inhparent::regclass::text, inhseqno FROM pg_inherits ORDER BY 1, 3",
+  `SELECT c.relname, c.relkind, c.relispartition, pg_get_expr(c.relpartbound, c.oid), pg_get_partkeydef(c.oid)
+     FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY 1`,
   `SELECT t.typname, r.rngsubtype::regtype::text, r.rngsubdiff::regproc::text FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid
      WHERE t.typnamespace = 'public'::regnamespace ORDER BY 1`,
   `SELECT c.relname, d.objsubid, d.description FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
@@ -168,7 +180,19 @@ describe("schema fidelity", () => {
       expect(b.rows, query).toEqual(a.rows);
     }
     const [a, b] = await Promise.all([rowHashes(source), rowHashes(target)]);
-    expect(Object.keys(a).sort()).toEqual(["bookings", "journal", "rooms", "trucks", "vehicles"]);
+    expect(Object.keys(a).sort()).toEqual([
+      "bookings",
+      "journal",
+      "readings",
+      "readings_2025",
+      "readings_2026",
+      "readings_2026_h0",
+      "readings_2026_h1",
+      "readings_other",
+      "rooms",
+      "trucks",
+      "vehicles",
+    ]);
     expect(b).toEqual(a);
     // The disabled trigger stayed disabled, the enabled one fires, the rule runs, the deferred
     // foreign key and the exclusion constraint work in the copy.
