@@ -104,13 +104,6 @@ export interface Constraint {
   readonly contype: string;
 }
 
-export interface View {
-  readonly schema: string;
-  readonly name: string;
-  /** pg_get_viewdef's text. */
-  readonly def: string;
-}
-
 /** A json_agg result as the driver hands it over (text, null for no rows) parsed: [] for none. */
 const parseList = <T>(json: string | null): T[] => (json === null ? [] : (JSON.parse(json) as T[]));
 
@@ -388,12 +381,4 @@ export async function readIndexes(sql: ExportSql, nsFilter: string): Promise<str
        ORDER BY n.nspname, c.relname`,
   );
   return indexes.map((i) => i.def);
-}
-
-export function readViews(sql: ExportSql, nsFilter: string): Promise<View[]> {
-  return rows<View>(
-    sql,
-    `SELECT n.nspname AS schema, c.relname AS name, pg_get_viewdef(c.oid) AS def FROM pg_class c
-       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND n.nspname ${nsFilter} ORDER BY c.oid`,
-  );
 }

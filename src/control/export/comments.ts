@@ -18,6 +18,7 @@ export interface ObjectComment {
     | "DOMAIN CONSTRAINT"
     | "TABLE"
     | "VIEW"
+    | "MATERIALIZED VIEW"
     | "SEQUENCE"
     | "INDEX"
     | "COLUMN"
@@ -32,14 +33,14 @@ export interface ObjectComment {
 
 /**
  * The comments, on objects in the schemas `nsFilter` keeps. Relations the dump does not create as
- * such are left out: partitions, materialized views, composite types' relations and identity sequences.
+ * such are left out: composite types' relations, identity sequences and partitions' indexes.
  */
 export function readComments(sql: ExportSql, nsFilter: string): Promise<ObjectComment[]> {
   return rows<ObjectComment>(
     sql,
     `WITH rel AS (
        SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname ${nsFilter} AND NOT c.relispartition AND c.relkind IN ('r', 'p', 'v', 'S', 'i')
+        WHERE n.nspname ${nsFilter} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'i')
           AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_class'::regclass AND dep.objid = c.oid AND dep.deptype = 'i' AND c.relkind = 'S')
           AND NOT EXISTS (SELECT 1 FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid WHERE x.indexrelid = c.oid AND t.relispartition))
      SELECT kind, schema, name, sub, text FROM (
@@ -54,7 +55,7 @@ export function readComments(sql: ExportSql, nsFilter: string): Promise<ObjectCo
           AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND tc.relkind = 'c'))
        UNION ALL
        SELECT CASE WHEN d.objsubid > 0 THEN 'COLUMN'
-                   ELSE CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END END,
+                   ELSE CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE' WHEN 'i' THEN 'INDEX' ELSE 'TABLE' END END,
               r.nspname, r.relname, a.attname, d.description, 2
          FROM pg_description d JOIN rel r ON r.oid = d.objoid
          LEFT JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = d.objsubid AND d.objsubid > 0

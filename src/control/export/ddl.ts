@@ -6,17 +6,7 @@
  * written as Postgres gave them. Each function returns one statement with its newline, in the
  * order engine.ts writes them (see there for why that order restores).
  */
-import type {
-  Column,
-  CompositeType,
-  Constraint,
-  Domain,
-  EnumType,
-  Sequence,
-  ServerMeta,
-  Table,
-  View,
-} from "./catalog.ts";
+import type { Column, CompositeType, Constraint, Domain, EnumType, Sequence, ServerMeta, Table } from "./catalog.ts";
 import { commentText, ident, literal, qualified } from "./quote.ts";
 
 /**
@@ -112,10 +102,6 @@ export const addConstraint = (c: Constraint, partitioned = false) =>
 
 /** pg_get_indexdef's text, which is already a complete, qualified statement. */
 export const createIndex = (def: string) => `${def};\n`;
-
-/** pg_get_viewdef's text as the view's query (without the semicolon it may end with). */
-export const createView = (v: View) =>
-  `CREATE VIEW ${qualified(v.schema, v.name)} AS\n${v.def.trimEnd().replace(/;$/, "")};\n`;
 
 /** The end of the restore's transaction: nothing is visible in the target until here. */
 export const COMMIT = "\nCOMMIT;\n";

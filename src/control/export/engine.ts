@@ -29,7 +29,6 @@ import {
   readSequences,
   readServerMeta,
   readTables,
-  readViews,
   type Sequence,
   schemaFilter,
   type Table,
@@ -49,7 +48,6 @@ import {
   createSchema,
   createSequence,
   createTable,
-  createView,
   preamble,
   sequenceOwnedBy,
   setIdentityValue,
@@ -63,6 +61,7 @@ import { createRoutine, createRule, createTrigger, readRoutines, readRules, read
 import { qualified } from "./quote.ts";
 import { createPolicy, readPolicies, readRlsTables, rlsStatements } from "./security.ts";
 import { type ExportSql, openSnapshot, type SnapshotHolder, snapshotSql } from "./snapshot.ts";
+import { createView, readViews, refreshView } from "./views.ts";
 
 export interface TableManifest {
   readonly name: string;
@@ -196,12 +195,17 @@ async function* sections(run: ExportRun): AsyncGenerator<string> {
   const partitionedNames = new Set(tables.filter((t) => t.kind === "p").map((t) => `${t.schema}.${t.name}`));
   for (const c of await readConstraints(run.sql, run.nsFilter))
     yield emit(run, addConstraint(c, partitionedNames.has(`${c.schema}.${c.table}`)));
+  const views = await readViews(run.sql, run.nsFilter);
+  for (const v of views) yield emit(run, createView(v));
   for (const def of await readIndexes(run.sql, run.nsFilter)) yield emit(run, createIndex(def));
-  for (const v of await readViews(run.sql, run.nsFilter)) yield emit(run, createView(v));
   for (const t of await readTriggers(run.sql, run.nsFilter)) yield emit(run, createTrigger(t));
   for (const def of await readRules(run.sql, run.nsFilter)) yield emit(run, createRule(def));
   for (const t of await readRlsTables(run.sql, run.nsFilter)) yield emit(run, rlsStatements(t));
   for (const p of await readPolicies(run.sql, run.nsFilter)) yield emit(run, createPolicy(p));
+  for (const v of views) {
+    const refresh = refreshView(v);
+    if (refresh) yield emit(run, refresh);
+  }
   for (const c of await readComments(run.sql, run.nsFilter)) yield emit(run, commentOn(c));
   yield emit(run, COMMIT);
   run.finished = true;

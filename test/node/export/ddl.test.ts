@@ -19,13 +19,13 @@ import {
   createSchema,
   createSequence,
   createTable,
-  createView,
   preamble,
   sequenceOwnedBy,
   setIdentityValue,
   setSequenceValue,
 } from "../../../src/control/export/ddl.ts";
 import { commentText, ident, literal, qualified } from "../../../src/control/export/quote.ts";
+import { createView, refreshView } from "../../../src/control/export/views.ts";
 
 const column = (name: string, extra: Partial<Column> = {}): Column => ({
   name,
@@ -232,5 +232,11 @@ describe("DDL rendering", () => {
     expect(createView({ schema: "public", name: "v", def: "SELECT 1" })).toBe(
       'CREATE VIEW "public"."v" AS\nSELECT 1;\n',
     );
+    // A materialized view is created empty and refreshed at the end, if the source's held data.
+    const mv = { schema: "public", name: "m v", def: " SELECT 1;", kind: "m", populated: "true" };
+    expect(createView(mv)).toBe('CREATE MATERIALIZED VIEW "public"."m v" AS\n SELECT 1\n  WITH NO DATA;\n');
+    expect(refreshView(mv)).toBe('REFRESH MATERIALIZED VIEW "public"."m v";\n');
+    expect(refreshView({ ...mv, populated: "false" })).toBeUndefined();
+    expect(refreshView({ schema: "public", name: "v", def: "SELECT 1", kind: "v" })).toBeUndefined();
   });
 });

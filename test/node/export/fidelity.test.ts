@@ -3,7 +3,8 @@
  * ships with Postgres (btree_gist), a range type with a difference function, a composite type,
  * functions (one before the tables, used by a generated column; one taking a table's row type,
  * used by a view), a procedure, table inheritance, a partitioned table (a sub-partitioned partition,
- * a default partition, an index and a foreign key on the partitioned table), exclusion and deferrable constraints, a NOT VALID check that
+ * a default partition, an index and a foreign key on the partitioned table), materialized views (one
+ * populated, with an index, one never filled), exclusion and deferrable constraints, a NOT VALID check that
  * existing rows violate, triggers (one disabled), a rule, and row-level security with FORCE and
  * permissive and restrictive policies, exports, restores with `psql -v ON_ERROR_STOP=1` into a
  * fresh database, and the two databases' catalogs agree: columns, constraints (deferrability,
@@ -68,6 +69,12 @@ const SETUP = `
   CREATE TABLE readings_other PARTITION OF readings DEFAULT;
   CREATE INDEX readings_value_idx ON readings (value);
   INSERT INTO readings SELECT 1 + 2 * (i % 2), date '2024-12-30' + i * 7, i * 1.5 FROM generate_series(0, 120) AS i;
+  CREATE MATERIALIZED VIEW monthly AS SELECT date_trunc('month', at) AS month, count(*) AS n, sum(value) AS total
+    FROM readings GROUP BY 1;
+  CREATE UNIQUE INDEX monthly_month ON monthly (month);
+  CREATE MATERIALIZED VIEW never_filled AS SELECT id FROM rooms WITH NO DATA;
+  COMMENT ON MATERIALIZED VIEW monthly IS 'refreshed nightly';
+  COMMENT ON TABLE readings_2025 IS 'last year';
   CREATE VIEW room_labels AS SELECT room_label(r) AS label FROM rooms r;
   CREATE TRIGGER bookings_touch BEFORE UPDATE ON bookings FOR EACH ROW EXECUTE FUNCTION touch_updated();
   CREATE TRIGGER bookings_touch_insert BEFORE INSERT ON bookings FOR EACH ROW EXECUTE FUNCTION touch_updated();
@@ -90,6 +97,8 @@ const CATALOG = [
      FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1, 2`,
   "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2",
   "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1",
+  "SELECT matviewname, definition, ispopulated, hasindexes FROM pg_matviews WHERE schemaname = 'public' ORDER BY 1",
+  "SELECT month::text, n, total::text FROM monthly ORDER BY 1",
   `SELECT p.proname, p.prokind, pg_get_functiondef(p.oid) FROM pg_proc p
      WHERE p.pronamespace = 'public'::regnamespace AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
      ORDER BY 1, 3`,
