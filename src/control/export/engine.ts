@@ -214,7 +214,7 @@ async function* sections(run: ExportRun): AsyncGenerator<string> {
 /** Schemas other than public, enums, domains, composite types and sequences; returns the sequences. */
 async function* types(run: ExportRun): AsyncGenerator<string, Sequence[]> {
   for (const name of await readSchemas(run.sql, run.nsFilter)) yield emit(run, createSchema(name));
-  for (const e of await readExtensions(run.sql)) yield emit(run, createExtension(e));
+  for (const e of await readExtensions(run.sql, run.nsFilter)) yield emit(run, createExtension(e));
   for (const e of await readEnums(run.sql, run.nsFilter)) yield emit(run, createEnum(e));
   for (const d of await readDomains(run.sql, run.nsFilter)) yield emit(run, createDomain(d));
   for (const c of await readComposites(run.sql, run.nsFilter)) yield emit(run, createComposite(c));

@@ -23,12 +23,12 @@ export interface RangeType {
   readonly diff: string | null;
 }
 
-/** Extensions other than plpgsql (every database has it). */
-export function readExtensions(sql: ExportSql): Promise<Extension[]> {
+/** Extensions other than plpgsql (every database has it), in the schemas the dump creates. */
+export function readExtensions(sql: ExportSql, nsFilter: string): Promise<Extension[]> {
   return rows<Extension>(
     sql,
     `SELECT e.extname AS name, n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-      WHERE e.extname <> 'plpgsql' ORDER BY e.oid`,
+      WHERE e.extname <> 'plpgsql' AND n.nspname ${nsFilter} ORDER BY e.oid`,
   );
 }
 
