@@ -5,12 +5,13 @@
  */
 import { ApiError, UnreachableError } from "./admin-client.ts";
 import { UsageError } from "./args.ts";
+import { domainsCommand } from "./domains.ts";
 import { exportCommand, exportsCommand } from "./export.ts";
 import { keysCommand } from "./keys.ts";
 import { migrateCommand } from "./migrate.ts";
 import { auditCommand, reconcileCommand } from "./operations.ts";
 import { client } from "./session.ts";
-import { domainsCommand, tenantsCommand } from "./tenants.ts";
+import { tenantsCommand } from "./tenants.ts";
 import { tokenCommand } from "./token.ts";
 
 const USAGE = `usage: tenantry <command> [options]
@@ -25,11 +26,14 @@ tenants
   tenants retry SLUG                 resume a failed or interrupted onboarding
   tenants delete SLUG --confirm SLUG drops the tenant's database for good
                  [--final-export]   export it to R2 first (the delete is refused if that fails)
-domains
-  domains add SLUG HOST
-  domains remove SLUG HOST
+domains (Cloudflare for SaaS custom hostnames when configured; served once active)
+  domains add SLUG HOST              prints the DNS records the customer must create
+  domains status SLUG                status, certificate, validation errors (settling ones rechecked)
+  domains verify SLUG HOST           re-trigger validation
+  domains remove SLUG HOST           unmap it and delete its custom hostname
 operations
-  reconcile                          repair drift between the control database and KV
+  reconcile                          repair drift between the control database and KV; report
+                                     custom hostnames without a domain and domains without one
   audit [--target SLUG|HOST] [--limit N]
 encryption keys (DB_ENCRYPTION_KEYS rotation: new key first in the ring, deploy, reencrypt,
                  then remove the old key once \`keys\` shows none left under it)

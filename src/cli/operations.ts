@@ -5,8 +5,18 @@ import { client } from "./session.ts";
 
 export async function reconcileCommand(args: string[]): Promise<void> {
   const { values } = parse(args, {});
-  const report = await (await client()).call<Record<string, number>>("POST", "/v1/reconcile");
-  output(values, report, (r) => console.log(table(Object.entries(r).map(([k, v]) => [k, String(v)]))));
+  const report = await (await client()).call<Record<string, unknown>>("POST", "/v1/reconcile");
+  output(values, report, (r) =>
+    console.log(
+      table(
+        Object.entries(r).flatMap(([k, v]) =>
+          typeof v === "object" && v !== null
+            ? Object.entries(v).map(([sub, x]) => [`${k}.${sub}`, Array.isArray(x) ? x.join(", ") || "-" : String(x)])
+            : [[k, String(v)]],
+        ),
+      ),
+    ),
+  );
 }
 
 interface AuditRow {

@@ -72,6 +72,21 @@ export const tenants = pgTable(
   ],
 );
 
+/**
+ * A domain's life: `pending` until Cloudflare reports both the custom hostname and its certificate
+ * active, then `active` (the only state the edge serves); `moved`, `blocked` and `deleted` are
+ * Cloudflare's own verdicts; `removing` is a removal whose Cloudflare delete has not succeeded yet
+ * (the cron retries it).
+ */
+export const DOMAIN_STATES = ["pending", "active", "moved", "blocked", "deleted", "removing"] as const;
+export type DomainState = (typeof DOMAIN_STATES)[number];
+
+/** What the customer must publish: the CNAME, the ownership and certificate TXT records, or an HTTP token. */
+export interface DnsInstructions {
+  records: { type: "CNAME" | "TXT"; name: string; value: string }[];
+  http?: { url: string; body: string } | undefined;
+}
+
 export const domains = pgTable(
   "domains",
   {
@@ -80,9 +95,25 @@ export const domains = pgTable(
     tenantId: text("tenant_id")
       .notNull()
       .references(() => tenants.id),
+    /** Rows from before custom hostnames were already served: they start active. */
+    status: text("status", { enum: DOMAIN_STATES }).notNull().default("active"),
+    /** Cloudflare custom hostname id; null: not a custom hostname (no Cloudflare configured, or not created yet). */
+    cfId: text("cf_id"),
+    /** Cloudflare's certificate status (pending_validation, active, …). */
+    sslStatus: text("ssl_status"),
+    /** Ownership and certificate validation errors, as Cloudflare words them. */
+    validationErrors: jsonb("validation_errors").$type<string[]>(),
+    dns: jsonb("dns").$type<DnsInstructions>(),
+    /** The condition last alerted on (moved, blocked, deleted, validation_failed): one alert per change. */
+    alerted: text("alerted"),
+    checkedAt: timestamptz("checked_at"),
     createdAt: timestamptz("created_at").notNull().default(sql`now()`),
   },
-  (t) => [index("domains_tenant_idx").on(t.tenantId)],
+  (t) => [
+    index("domains_tenant_idx").on(t.tenantId),
+    index("domains_poll_idx").on(t.status, t.checkedAt),
+    check("domains_status_check", sql`${t.status} IN ('pending', 'active', 'moved', 'blocked', 'deleted', 'removing')`),
+  ],
 );
 
 export const auditLog = pgTable(

@@ -153,7 +153,7 @@ export async function seedDemoTenants(options: SeedOptions): Promise<SeededTenan
         ),
       ),
     );
-    const records = desiredRecords(row, tenant.domains);
+    const records = desiredRecords(row, tenant.domainDetails);
     seeded.push({
       slug: demo.slug,
       id: row.id,

@@ -54,5 +54,21 @@ export const controlMigrations: MigrationBundle = [
       "CREATE UNIQUE INDEX \"migration_runs_one_running\" ON \"migration_runs\" USING btree (\"status\") WHERE \"migration_runs\".\"status\" = 'running';"
     ],
     "down": null
+  },
+  {
+    "name": "0005_custom_hostnames",
+    "checksum": "34e03ed88caff7040a7bd2fc45089e74bf546e04301a9a31ca6e398ec979c88f",
+    "statements": [
+      "ALTER TABLE \"domains\" ADD COLUMN \"status\" text DEFAULT 'active' NOT NULL;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"cf_id\" text;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"ssl_status\" text;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"validation_errors\" jsonb;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"dns\" jsonb;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"alerted\" text;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"checked_at\" timestamp with time zone;",
+      "CREATE INDEX \"domains_poll_idx\" ON \"domains\" USING btree (\"status\",\"checked_at\");",
+      "ALTER TABLE \"domains\" ADD CONSTRAINT \"domains_status_check\" CHECK (\"domains\".\"status\" IN ('pending', 'active', 'moved', 'blocked', 'deleted', 'removing'));"
+    ],
+    "down": null
   }
 ];

@@ -67,6 +67,13 @@ const actions = [
     path: "/v1/tenants/acme/domains",
     body: { domain: "stolen.au.localhost" },
   },
+  { name: "show domain status", scope: "tenants:read", method: "GET", path: "/v1/tenants/acme/domains" },
+  {
+    name: "verify a domain",
+    scope: "tenants:write",
+    method: "POST",
+    path: "/v1/tenants/acme/domains/acme.localhost/verify",
+  },
   {
     name: "remove a domain",
     scope: "tenants:write",
@@ -341,6 +348,8 @@ const ROUTE_SCOPES: Record<string, AdminScope> = {
   "POST /v1/tenants/{slug}/resume": "tenants:write",
   "DELETE /v1/tenants/{slug}": "tenants:delete",
   "POST /v1/tenants/{slug}/domains": "tenants:write",
+  "GET /v1/tenants/{slug}/domains": "tenants:read",
+  "POST /v1/tenants/{slug}/domains/{domain}/verify": "tenants:write",
   "DELETE /v1/tenants/{slug}/domains/{domain}": "tenants:write",
   "POST /v1/reconcile": "tenants:write",
   "GET /v1/keys": "tenants:read",

@@ -64,7 +64,7 @@ async function allDesiredRecords(deps: ControlDeps): Promise<Map<string, TenantR
         ),
       );
     for (const row of page) {
-      const hosts = hostRows.filter((h) => h.tenantId === row.id).map((h) => h.hostname);
+      const hosts = hostRows.filter((h) => h.tenantId === row.id);
       for (const [key, record] of desiredRecords(row, hosts)) desired.set(key, record);
     }
     cursor = page.at(-1)?.id;

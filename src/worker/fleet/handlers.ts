@@ -7,6 +7,7 @@
  * queue after the configured retries.
  */
 
+import { pollDomains } from "../../control/domains/poll.ts";
 import type { DeleteExportDeps } from "../../control/export/delete-steps.ts";
 import { DEFAULT_FINAL_RETENTION_DAYS, expireFinalExports } from "../../control/export/purge.ts";
 import { type ExportMessage, runExport, scheduleNightlyExports } from "../../control/export/service.ts";
@@ -33,6 +34,7 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
         alert: String(payload.event),
         runId: String(payload.runId ?? ""),
         tenant: String(payload.tenant ?? ""),
+        ...(payload.domain ? { domain: String(payload.domain) } : {}),
         ...(payload.migration ? { migration: String(payload.migration) } : {}),
         ...(payload.status ? { status: String(payload.status) } : {}),
       });
@@ -91,6 +93,7 @@ export async function handleScheduled(
     log.log("info", "exports_scheduled", { exports, finalExpired });
     return;
   }
+  log.log("info", "domains_polled", { ...(await pollDomains(deps).catch(() => ({ failed: 1 }))) });
   const { queued } = await dispatch(deps);
   const report = await reconcile(deps);
   log.log("info", "fleet_dispatch", {
