@@ -1,7 +1,7 @@
 /**
  * Comments (`COMMENT ON …`) on the objects the dump creates: schemas other than public, enums,
- * domains and their constraints, composite types, tables, views, sequences, indexes, columns and
- * table constraints. Read from pg_description in one query, written at the end of the dump, when
+ * domains and their constraints, composite types, tables, views, materialized views, sequences,
+ * indexes, columns, table constraints, functions and procedures, triggers, policies and rules. Read from pg_description in one query, written at the end of the dump, when
  * every object they describe exists. The comment text and every name go through quote.ts, like
  * everything else the dump holds: a comment is free text a tenant wrote.
  */
@@ -22,11 +22,19 @@ export interface ObjectComment {
     | "SEQUENCE"
     | "INDEX"
     | "COLUMN"
-    | "CONSTRAINT";
+    | "CONSTRAINT"
+    | "FUNCTION"
+    | "PROCEDURE"
+    | "TRIGGER"
+    | "POLICY"
+    | "RULE";
   readonly schema: string;
   /** The object's name (for a column or table constraint, its table's; for a domain constraint, its domain's). */
   readonly name: string;
-  /** A column's or constraint's own name (null for the others). */
+  /**
+   * A column's, constraint's, trigger's, policy's or rule's own name; a function's argument list
+   * (pg_get_function_identity_arguments); null for the others.
+   */
   readonly sub: string | null;
   readonly text: string;
 }
@@ -69,6 +77,24 @@ export function readComments(sql: ExportSql, nsFilter: string): Promise<ObjectCo
          FROM pg_description d JOIN pg_constraint con ON con.oid = d.objoid JOIN pg_type t ON t.oid = con.contypid
          JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE d.classoid = 'pg_constraint'::regclass AND n.nspname ${nsFilter}
+       UNION ALL
+       SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, n.nspname, p.proname,
+              pg_get_function_identity_arguments(p.oid), d.description, 5
+         FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE d.classoid = 'pg_proc'::regclass AND p.prokind IN ('f', 'p') AND n.nspname ${nsFilter}
+          AND NOT EXISTS (SELECT 1 FROM pg_depend dep WHERE dep.classid = 'pg_proc'::regclass AND dep.objid = p.oid AND dep.deptype IN ('e', 'i'))
+       UNION ALL
+       SELECT 'TRIGGER', r.nspname, r.relname, t.tgname, d.description, 6
+         FROM pg_description d JOIN pg_trigger t ON t.oid = d.objoid JOIN rel r ON r.oid = t.tgrelid
+        WHERE d.classoid = 'pg_trigger'::regclass AND NOT t.tgisinternal AND t.tgparentid = 0
+       UNION ALL
+       SELECT 'POLICY', r.nspname, r.relname, pol.polname, d.description, 7
+         FROM pg_description d JOIN pg_policy pol ON pol.oid = d.objoid JOIN rel r ON r.oid = pol.polrelid
+        WHERE d.classoid = 'pg_policy'::regclass
+       UNION ALL
+       SELECT 'RULE', r.nspname, r.relname, rw.rulename, d.description, 8
+         FROM pg_description d JOIN pg_rewrite rw ON rw.oid = d.objoid JOIN rel r ON r.oid = rw.ev_class
+        WHERE d.classoid = 'pg_rewrite'::regclass AND rw.rulename <> '_RETURN'
      ) c ORDER BY ord, schema, name, sub NULLS FIRST`,
   );
 }
@@ -84,6 +110,10 @@ export function commentOn(c: ObjectComment): string {
           ? `CONSTRAINT ${ident(c.sub ?? "")} ON ${qualified(c.schema, c.name)}`
           : c.kind === "DOMAIN CONSTRAINT"
             ? `CONSTRAINT ${ident(c.sub ?? "")} ON DOMAIN ${qualified(c.schema, c.name)}`
-            : `${c.kind} ${qualified(c.schema, c.name)}`;
+            : c.kind === "FUNCTION" || c.kind === "PROCEDURE"
+              ? `${c.kind} ${qualified(c.schema, c.name)}(${c.sub ?? ""})`
+              : c.kind === "TRIGGER" || c.kind === "POLICY" || c.kind === "RULE"
+                ? `${c.kind} ${ident(c.sub ?? "")} ON ${qualified(c.schema, c.name)}`
+                : `${c.kind} ${qualified(c.schema, c.name)}`;
   return `COMMENT ON ${target} IS ${literal(c.text)};\n`;
 }

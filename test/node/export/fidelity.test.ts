@@ -84,7 +84,12 @@ const SETUP = `
   ALTER TABLE rooms FORCE ROW LEVEL SECURITY;
   CREATE POLICY rooms_visible ON rooms FOR SELECT USING (name <> 'hidden');
   CREATE POLICY rooms_positive ON rooms AS RESTRICTIVE FOR INSERT WITH CHECK (id > 0);
-  COMMENT ON FUNCTION slugify(text) IS 'not exported: only relation, type and constraint comments are';
+  COMMENT ON FUNCTION slugify(text) IS 'kebab case';
+  COMMENT ON PROCEDURE add_note(text) IS 'appends to the journal';
+  COMMENT ON TRIGGER bookings_touch ON bookings IS 'keeps updated_at';
+  COMMENT ON POLICY rooms_visible ON rooms IS 'hidden rooms stay hidden';
+  COMMENT ON RULE rooms_journal ON rooms IS 'deletes are journaled';
+  COMMENT ON CONSTRAINT bookings_no_overlap ON bookings IS 'one booking per room at a time';
   COMMENT ON TABLE bookings IS 'who has which room when';
   COMMENT ON COLUMN bookings.during IS 'half-open';
 `;
@@ -114,8 +119,7 @@ const CATALOG = [
      FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p') ORDER BY 1`,
   `SELECT t.typname, r.rngsubtype::regtype::text, r.rngsubdiff::regproc::text FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid
      WHERE t.typnamespace = 'public'::regnamespace ORDER BY 1`,
-  `SELECT c.relname, d.objsubid, d.description FROM pg_description d JOIN pg_class c ON c.oid = d.objoid
-     WHERE d.classoid = 'pg_class'::regclass AND c.relnamespace = 'public'::regnamespace ORDER BY 1, 2`,
+  "SELECT pg_describe_object(classoid, objoid, objsubid) AS object, description FROM pg_description WHERE objoid >= 16384 ORDER BY 1",
   "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = 'public' ORDER BY 1",
 ];
 
