@@ -36,6 +36,9 @@ export default defineConfig({
                 EXPORT_SIGNING_KEY: `${String(inject("adminJwtSecret"))}-exports`,
                 CONSOLE_SESSION_SECRET: `${String(inject("adminJwtSecret"))}-console`,
                 DB_TIMEOUT_MS: "3000",
+                // The delete flow's wait for edge caches (100 s in wrangler.toml): the tests check
+                // the order of its steps (export-gdpr.test.ts), not the length of the wait.
+                FINAL_EXPORT_SETTLE_MS: "0",
                 LOG_LEVEL: "warn",
               },
             },

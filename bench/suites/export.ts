@@ -32,6 +32,7 @@ import pg from "pg";
 import { exportDatabase } from "../../src/control/export/engine.ts";
 import { type ExportBucket, PART_BYTES, uploadGzip } from "../../src/control/export/upload.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
+import { applyLocalNeon } from "../../src/shared/neon-local.ts";
 import { type GatewayProcess, startGatewayProcess } from "../gateway-process.ts";
 import {
   type BenchContext,
@@ -324,7 +325,8 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     await stack.stop();
     throw error;
   });
-  neonConfig.fetchEndpoint = gateway.url;
+  // HTTP for the reads, the gateway's WebSocket for the session holding the export's snapshot.
+  applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gateway.url });
   const database = `bench_export_${randomBytes(4).toString("hex")}`;
   const admin = new pg.Client({ connectionString: stack.postgres.url });
   try {

@@ -33,6 +33,7 @@ async function adminToken(): Promise<string> {
   });
 }
 
-export async function client(): Promise<AdminClient> {
-  return createAdminClient(process.env.TENANTRY_URL ?? "http://admin.localhost:8787", await adminToken());
+/** The admin API client; `timeoutMs` is how long an answer may take (see createAdminClient). */
+export async function client(timeoutMs?: number): Promise<AdminClient> {
+  return createAdminClient(process.env.TENANTRY_URL ?? "http://admin.localhost:8787", await adminToken(), timeoutMs);
 }

@@ -139,7 +139,9 @@ async function remove(rest: string[]): Promise<void> {
   }
   const query = new URLSearchParams({ confirm: values.confirm });
   if (values["final-export"]) query.set("finalExport", "true");
-  const tenant = await (await client()).call<TenantView>("DELETE", `/v1/tenants/${encodeURIComponent(slug)}?${query}`);
+  // With a final export the server first waits out the edge's caches (100 s), then exports.
+  const api = await client(values["final-export"] ? 30 * 60_000 : undefined);
+  const tenant = await api.call<TenantView>("DELETE", `/v1/tenants/${encodeURIComponent(slug)}?${query}`);
   output(values, tenant, (t) => {
     console.log(`deleted ${t.slug}: database dropped, domains unmapped`);
     if (values["final-export"]) console.log(`final export kept in R2: tenantry exports list ${t.slug}`);

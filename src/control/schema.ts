@@ -212,7 +212,7 @@ export const runTenants = pgTable(
   ],
 );
 
-export const EXPORT_STATES = ["pending", "running", "complete", "failed", "expired"] as const;
+export const EXPORT_STATES = ["pending", "running", "complete", "failed", "expired", "deleted"] as const;
 export type ExportState = (typeof EXPORT_STATES)[number];
 
 /** Tenant exports: a gzip SQL dump in R2 plus a manifest written last (complete only then). */

@@ -10,6 +10,7 @@ import { env } from "cloudflare:test";
 import { neonConfig } from "@neondatabase/serverless";
 import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, inject, it } from "vitest";
+import { exportDeleteSteps } from "../../src/control/export/delete-steps.ts";
 import type { KeyStatus, ReencryptReport } from "../../src/control/keys.ts";
 import { tenants } from "../../src/control/schema.ts";
 import { createTenant } from "../../src/control/tenants/create.ts";
@@ -19,12 +20,17 @@ import { migrationAad } from "../../src/control/tenants/secrets.ts";
 import { decryptSecret, encryptSecret, parseKeyRing, tenantAad } from "../../src/shared/crypto/secrets.ts";
 import { hostKey } from "../../src/shared/tenant-record.ts";
 import { controlDepsFrom } from "../../src/worker/admin/deps.ts";
+import { exportDepsFrom } from "../../src/worker/fleet/handlers.ts";
+import { createLogger } from "../../src/worker/http/log.ts";
 import { adminToken, call, json, tenantRow, token } from "./support.ts";
 
 const ADMIN = "http://admin.localhost";
 const TAG = `ky${Math.random().toString(36).slice(2, 6)}`;
 const [CURRENT = "", RETIRED = ""] = env.DB_ENCRYPTION_KEYS.split(",");
 let admin = "";
+/** The delete's export steps (no final export): what the admin route passes. */
+const deleteSteps = (slug: string) =>
+  exportDeleteSteps(exportDepsFrom(env, "keys-test", createLogger("warn", {})), slug, false);
 
 /** Control-plane dependencies that write new secrets under the retired key, as before a rotation. */
 const underRetired = (): ControlDeps => ({
@@ -203,7 +209,7 @@ describe("encryption key rotation", () => {
       expect(text).not.toContain(RETIRED.slice(3));
       expect(text).not.toContain(CURRENT.slice(3));
     } finally {
-      await deleteTenant(deps, slug, slug);
+      await deleteTenant(deps, slug, slug, deleteSteps(slug));
     }
   });
 
@@ -225,7 +231,7 @@ describe("encryption key rotation", () => {
       expect((await tenantRow(slug)).migrationSecret).toBe(alien);
       expect((await tenantRow(slug)).dbSecret).toBe(row.dbSecret);
     } finally {
-      await deleteTenant(deps, slug, slug);
+      await deleteTenant(deps, slug, slug, deleteSteps(slug));
     }
   });
 });

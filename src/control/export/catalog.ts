@@ -7,16 +7,12 @@
  *
  * Catalog queries run with an empty search_path (in the same transaction), so pg_get_expr,
  * format_type and friends schema-qualify every name, as pg_dump does: the dump restores with
- * `search_path = ''` whatever the target's settings. Where Postgres already renders a fragment of
- * SQL (quote_literal, quote_ident, pg_get_constraintdef…), the value carries that text as is.
+ * `search_path = ''` whatever the target's settings. Where Postgres renders a whole fragment of
+ * SQL (pg_get_constraintdef, pg_get_expr, format_type…), the value carries that text as is; every
+ * bare name or label is read raw and quoted by quote.ts, the dump's one quoting path.
  */
-import type { NeonQueryFunction } from "@neondatabase/serverless";
-import { literal } from "./quote.ts";
-
-export type RawSql = NeonQueryFunction<false, false>;
-
-/** Every value as Postgres prints it: the driver must not parse anything. */
-export const RAW_TYPES = { getTypeParser: () => (value: string) => value };
+import { literal, qualified } from "./quote.ts";
+import type { ExportSql } from "./snapshot.ts";
 
 export interface Column {
   name: string;
@@ -32,12 +28,16 @@ export interface Column {
   generated: string;
   /** Qualified and quoted, when not the type's default collation. */
   collation: string | null;
+  /** Defined by the table itself, not only inherited from a parent (see inheritance.ts). */
+  local: boolean;
 }
 
 export interface Table {
   oid: string;
   schema: string;
   name: string;
+  /** `pg_class.relkind`: r (table) or p (partitioned: its partitions' rows are read through it). */
+  kind: string;
   columns: Column[];
   /** Primary key columns with their types, for keyset pagination (empty: paginate by ctid). */
   key: { name: string; type: string }[];
@@ -54,8 +54,8 @@ export interface ServerMeta {
 export interface EnumType {
   readonly schema: string;
   readonly name: string;
-  /** The labels as SQL literals in sort order, comma-separated (null: none). */
-  readonly labels: string | null;
+  /** The labels in sort order, raw. */
+  readonly labels: string[];
 }
 
 export interface Domain {
@@ -65,15 +65,15 @@ export interface Domain {
   readonly base: string;
   readonly notNull: boolean;
   readonly default: string | null;
-  /** Its constraints as `CONSTRAINT "name" CHECK (…)` clauses, space-separated (null: none). */
-  readonly checks: string | null;
+  /** Its constraints by name: the raw name and pg_get_constraintdef's `CHECK (…)` text. */
+  readonly checks: { name: string; def: string }[];
 }
 
 export interface CompositeType {
   readonly schema: string;
   readonly name: string;
-  /** The attributes as `"name" type`, comma-separated (null: none). */
-  readonly attrs: string | null;
+  /** The attributes in order: the raw name and the formatted type. */
+  readonly attrs: { name: string; type: string }[];
 }
 
 /** A sequence that is not an identity sequence (those come with their column). */
@@ -104,21 +104,12 @@ export interface Constraint {
   readonly contype: string;
 }
 
-export interface View {
-  readonly schema: string;
-  readonly name: string;
-  /** pg_get_viewdef's text. */
-  readonly def: string;
-}
+/** A json_agg result as the driver hands it over (text, null for no rows) parsed: [] for none. */
+const parseList = <T>(json: string | null): T[] => (json === null ? [] : (JSON.parse(json) as T[]));
 
-/** One catalog query, with the search_path emptied in the same transaction (see above). */
-async function rows<T>(sql: RawSql, text: string, params: unknown[] = []): Promise<T[]> {
-  const [, result] = await sql.transaction([
-    sql.query("SELECT set_config('search_path', '', true)"),
-    sql.query(text, params, { arrayMode: false, fullResults: false, types: RAW_TYPES }),
-  ]);
-  return result as unknown as T[];
-}
+/** One catalog query, in the export's snapshot with the search_path emptied (see snapshot.ts). */
+export const rows = <T>(sql: ExportSql, text: string, params: unknown[] = []): Promise<T[]> =>
+  sql.rows<T>(text, params);
 
 /** The condition on `n.nspname` that leaves out the system schemas and `exclude`. */
 export function schemaFilter(exclude: readonly string[]): string {
@@ -127,7 +118,7 @@ export function schemaFilter(exclude: readonly string[]): string {
 }
 
 /** The last migration applied by Tenantry's ledger, or null without a ledger (or an empty one). */
-export async function readSchemaVersion(sql: RawSql): Promise<string | null> {
+export async function readSchemaVersion(sql: ExportSql): Promise<string | null> {
   const [ledger] = await rows<{ present: string }>(
     sql,
     "SELECT (to_regclass('tenantry.migrations') IS NOT NULL)::text AS present",
@@ -137,7 +128,7 @@ export async function readSchemaVersion(sql: RawSql): Promise<string | null> {
   return last?.name ?? null;
 }
 
-export async function readServerMeta(sql: RawSql): Promise<ServerMeta | undefined> {
+export async function readServerMeta(sql: ExportSql): Promise<ServerMeta | undefined> {
   const [meta] = await rows<ServerMeta>(
     sql,
     "SELECT current_database() AS db, current_setting('server_version') AS version",
@@ -146,7 +137,7 @@ export async function readServerMeta(sql: RawSql): Promise<ServerMeta | undefine
 }
 
 /** Schemas other than public. */
-export async function readSchemas(sql: RawSql, nsFilter: string): Promise<string[]> {
+export async function readSchemas(sql: ExportSql, nsFilter: string): Promise<string[]> {
   const schemas = await rows<{ nspname: string }>(
     sql,
     `SELECT n.nspname FROM pg_namespace n WHERE n.nspname ${nsFilter} AND n.nspname <> 'public' ORDER BY n.nspname`,
@@ -154,17 +145,18 @@ export async function readSchemas(sql: RawSql, nsFilter: string): Promise<string
   return schemas.map((s) => s.nspname);
 }
 
-export function readEnums(sql: RawSql, nsFilter: string): Promise<EnumType[]> {
-  return rows<EnumType>(
+export async function readEnums(sql: ExportSql, nsFilter: string): Promise<EnumType[]> {
+  const enums = await rows<{ schema: string; name: string; labels: string | null }>(
     sql,
     `SELECT n.nspname AS schema, t.typname AS name,
-              (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) AS labels
+              (SELECT json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) AS labels
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        WHERE t.typtype = 'e' AND n.nspname ${nsFilter} ORDER BY t.oid`,
   );
+  return enums.map((e) => ({ schema: e.schema, name: e.name, labels: parseList<string>(e.labels) }));
 }
 
-export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain[]> {
+export async function readDomains(sql: ExportSql, nsFilter: string): Promise<Domain[]> {
   const domains = await rows<{
     schema: string;
     name: string;
@@ -176,7 +168,7 @@ export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain
     sql,
     `SELECT n.nspname AS schema, t.typname AS name, format_type(t.typbasetype, t.typtypmod) AS base, t.typnotnull::text AS notnull,
               t.typdefault AS def,
-              (SELECT string_agg('CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid), ' ' ORDER BY c.conname)
+              (SELECT json_agg(json_build_object('name', c.conname, 'def', pg_get_constraintdef(c.oid)) ORDER BY c.conname)
                  FROM pg_constraint c WHERE c.contypid = t.oid) AS checks
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
        WHERE t.typtype = 'd' AND n.nspname ${nsFilter} ORDER BY t.oid`,
@@ -187,24 +179,25 @@ export async function readDomains(sql: RawSql, nsFilter: string): Promise<Domain
     base: d.base,
     notNull: d.notnull === "true",
     default: d.def,
-    checks: d.checks,
+    checks: parseList<{ name: string; def: string }>(d.checks),
   }));
 }
 
 /** Composite types (not table row types). */
-export function readComposites(sql: RawSql, nsFilter: string): Promise<CompositeType[]> {
-  return rows<CompositeType>(
+export async function readComposites(sql: ExportSql, nsFilter: string): Promise<CompositeType[]> {
+  const composites = await rows<{ schema: string; name: string; attrs: string | null }>(
     sql,
     `SELECT n.nspname AS schema, t.typname AS name,
-              (SELECT string_agg(quote_ident(a.attname) || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+              (SELECT json_agg(json_build_object('name', a.attname, 'type', format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum)
                  FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) AS attrs
        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_class c ON c.oid = t.typrelid
        WHERE t.typtype = 'c' AND c.relkind = 'c' AND n.nspname ${nsFilter} ORDER BY t.oid`,
   );
+  return composites.map((c) => ({ schema: c.schema, name: c.name, attrs: parseList(c.attrs) }));
 }
 
 /** Sequences that are not identity sequences (identity ones come with their column). */
-export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequence[]> {
+export async function readSequences(sql: ExportSql, nsFilter: string): Promise<Sequence[]> {
   const sequences = await rows<{
     schema: string;
     name: string;
@@ -216,6 +209,7 @@ export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequ
     cache: string;
     cycle: string;
     last: string | null;
+    owner_schema: string | null;
     owner_table: string | null;
     owner_column: string | null;
   }>(
@@ -223,7 +217,7 @@ export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequ
     `SELECT n.nspname AS schema, c.relname AS name, format_type(s.seqtypid, NULL) AS type, s.seqstart::text AS start,
               s.seqincrement::text AS increment, s.seqmin::text AS min, s.seqmax::text AS max, s.seqcache::text AS cache,
               s.seqcycle::text AS cycle, ps.last_value::text AS last,
-              quote_ident(tn.nspname) || '.' || quote_ident(t.relname) AS owner_table, a.attname AS owner_column
+              tn.nspname AS owner_schema, t.relname AS owner_table, a.attname AS owner_column
        FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
        LEFT JOIN pg_sequences ps ON ps.schemaname = n.nspname AND ps.sequencename = c.relname
        LEFT JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
@@ -242,22 +236,23 @@ export async function readSequences(sql: RawSql, nsFilter: string): Promise<Sequ
     cache: s.cache,
     cycle: s.cycle === "true",
     last: s.last,
-    ownerTable: s.owner_table,
+    ownerTable: s.owner_schema !== null && s.owner_table !== null ? qualified(s.owner_schema, s.owner_table) : null,
     ownerColumn: s.owner_column,
   }));
 }
 
-/** Ordinary and partitioned tables (not partitions), by schema and name, each with its columns and key. */
-export async function readTables(sql: RawSql, nsFilter: string): Promise<Table[]> {
+/** Ordinary and partitioned tables and partitions, by schema and name, each with its columns and key. */
+export async function readTables(sql: ExportSql, nsFilter: string): Promise<Table[]> {
   const tableRows = await rows<{
     oid: string;
     schema: string;
     name: string;
+    kind: string;
     bytes: string | null;
     tuples: string | null;
   }>(
     sql,
-    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name,
+    `SELECT c.oid::text AS oid, n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
               CASE WHEN c.relkind = 'p'
                    THEN (SELECT sum(pg_total_relation_size(t.relid))::text FROM pg_partition_tree(c.oid) t)
                    ELSE pg_total_relation_size(c.oid)::text END AS bytes,
@@ -265,7 +260,7 @@ export async function readTables(sql: RawSql, nsFilter: string): Promise<Table[]
                    THEN (SELECT sum(greatest(pc.reltuples, 0))::text FROM pg_partition_tree(c.oid) t JOIN pg_class pc ON pc.oid = t.relid)
                    ELSE greatest(c.reltuples, 0)::text END AS tuples
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname ${nsFilter} ORDER BY n.nspname, c.relname`,
+       WHERE c.relkind IN ('r', 'p') AND n.nspname ${nsFilter} ORDER BY n.nspname, c.relname`,
   );
   const tables: Table[] = [];
   for (const t of tableRows) {
@@ -275,6 +270,7 @@ export async function readTables(sql: RawSql, nsFilter: string): Promise<Table[]
       oid: t.oid,
       schema: t.schema,
       name: t.name,
+      kind: t.kind,
       diskBytes: Number(t.bytes ?? 0),
       tuples: Number(t.tuples ?? 0),
       columns,
@@ -284,7 +280,7 @@ export async function readTables(sql: RawSql, nsFilter: string): Promise<Table[]
   return tables;
 }
 
-async function readColumns(sql: RawSql, tableOid: string): Promise<Column[]> {
+async function readColumns(sql: ExportSql, tableOid: string): Promise<Column[]> {
   const columns = await rows<{
     name: string;
     type: string;
@@ -295,17 +291,18 @@ async function readColumns(sql: RawSql, tableOid: string): Promise<Column[]> {
     identity: string;
     generated: string;
     collation: string | null;
+    local: string;
   }>(
     sql,
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.atttypid::text AS typeoid,
                 CASE WHEN EXISTS (SELECT 1 FROM pg_cast ca WHERE ca.castsource = coalesce(nullif(ty.typbasetype, 0), a.atttypid)
                                     AND ca.casttarget = 'pg_catalog.text'::regtype AND ca.castmethod = 'f')
-                     THEN (SELECT quote_ident(pn.nspname) || '.' || quote_ident(p.proname) FROM pg_proc p
+                     THEN (SELECT json_build_array(pn.nspname, p.proname) FROM pg_proc p
                            JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = ty.typoutput) END AS textout,
                 a.attnotnull::text AS notnull,
-                pg_get_expr(ad.adbin, ad.adrelid) AS def, a.attidentity::text AS identity, a.attgenerated::text AS generated,
+                pg_get_expr(ad.adbin, ad.adrelid) AS def, a.attidentity::text AS identity, a.attgenerated::text AS generated, a.attislocal::text AS local,
                 CASE WHEN a.attcollation <> 0 AND a.attcollation <> ty.typcollation
-                     THEN quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END AS collation
+                     THEN json_build_array(cn.nspname, co.collname) END AS collation
          FROM pg_attribute a JOIN pg_type ty ON ty.oid = a.atttypid
          LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
          LEFT JOIN pg_collation co ON co.oid = a.attcollation LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
@@ -316,17 +313,25 @@ async function readColumns(sql: RawSql, tableOid: string): Promise<Column[]> {
     name: c.name,
     type: c.type,
     typeOid: Number(c.typeoid),
-    textOut: c.textout,
+    textOut: qualifiedPair(c.textout),
     notNull: c.notnull === "true",
     default: c.def,
     identity: c.identity,
     generated: c.generated,
-    collation: c.collation,
+    collation: qualifiedPair(c.collation),
+    local: c.local === "true",
   }));
 }
 
+/** A `[schema, name]` JSON pair (see readColumns) qualified and quoted, or null. */
+function qualifiedPair(json: string | null): string | null {
+  if (json === null) return null;
+  const [schema, name] = JSON.parse(json) as [string, string];
+  return qualified(schema, name);
+}
+
 /** The primary key's columns in key order, with their types (empty: no primary key). */
-function readKey(sql: RawSql, tableOid: string): Promise<{ name: string; type: string }[]> {
+function readKey(sql: ExportSql, tableOid: string): Promise<{ name: string; type: string }[]> {
   return rows<{ name: string; type: string }>(
     sql,
     `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
@@ -338,7 +343,11 @@ function readKey(sql: RawSql, tableOid: string): Promise<{ name: string; type: s
 }
 
 /** The last value of an identity column's sequence (null or undefined: never called). */
-export async function readIdentityLast(sql: RawSql, table: string, column: string): Promise<string | null | undefined> {
+export async function readIdentityLast(
+  sql: ExportSql,
+  table: string,
+  column: string,
+): Promise<string | null | undefined> {
   const [state] = await rows<{ last: string | null }>(
     sql,
     `SELECT last_value::text AS last FROM pg_sequences WHERE schemaname || '.' || sequencename = (
@@ -350,32 +359,26 @@ export async function readIdentityLast(sql: RawSql, table: string, column: strin
 }
 
 /** Keys, exclusions and checks, foreign keys last: the order they can be added in. */
-export function readConstraints(sql: RawSql, nsFilter: string): Promise<Constraint[]> {
+export function readConstraints(sql: ExportSql, nsFilter: string): Promise<Constraint[]> {
   return rows<Constraint>(
     sql,
     `SELECT n.nspname AS schema, c.relname AS table, con.conname AS name, pg_get_constraintdef(con.oid) AS def, con.contype::text AS contype
        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE con.contype IN ('p', 'u', 'c', 'x', 'f') AND n.nspname ${nsFilter} AND con.conislocal
+       WHERE con.contype IN ('p', 'u', 'c', 'x', 'f') AND n.nspname ${nsFilter} AND con.conislocal AND con.conparentid = 0 AND NOT (con.contype = 'c' AND con.coninhcount > 0)
        ORDER BY CASE con.contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'x' THEN 2 WHEN 'c' THEN 3 ELSE 4 END, n.nspname, c.relname, con.conname`,
   );
 }
 
 /** Indexes that no constraint owns, as pg_get_indexdef's `CREATE INDEX …` text. */
-export async function readIndexes(sql: RawSql, nsFilter: string): Promise<string[]> {
+export async function readIndexes(sql: ExportSql, nsFilter: string): Promise<string[]> {
   const indexes = await rows<{ def: string }>(
     sql,
-    `SELECT pg_get_indexdef(i.indexrelid) AS def FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+    // On a partitioned table, without ONLY: the index is built on every partition too (partitions.ts).
+    `SELECT regexp_replace(pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX ("([^"]|"")*"|[^ ]+) ON )ONLY ', '\\1') AS def
+       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
-       WHERE n.nspname ${nsFilter} AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)
+       WHERE n.nspname ${nsFilter} AND NOT c.relispartition AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid)
        ORDER BY n.nspname, c.relname`,
   );
   return indexes.map((i) => i.def);
-}
-
-export function readViews(sql: RawSql, nsFilter: string): Promise<View[]> {
-  return rows<View>(
-    sql,
-    `SELECT n.nspname AS schema, c.relname AS name, pg_get_viewdef(c.oid) AS def FROM pg_class c
-       JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND n.nspname ${nsFilter} ORDER BY c.oid`,
-  );
 }

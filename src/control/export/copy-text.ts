@@ -142,6 +142,8 @@ export function countLines(text: string): number {
 export interface PageQuery {
   /** The table, qualified and quoted. */
   readonly name: string;
+  /** Read with ONLY: its own rows, not its children's (see inheritance.ts). */
+  readonly only: boolean;
   /** The columns its COPY lines carry (see copyColumns). */
   readonly columns: readonly Column[];
   /** Paged by primary key ranges (true) or by ctid. */
@@ -178,6 +180,6 @@ export function pageQuery(q: PageQuery): string {
        FROM (SELECT count(*) AS rows, string_agg(line, E'\\n') || E'\\n' AS lines, coalesce(sum(hashtextextended(line COLLATE "C", 0)), 0) AS hash
                     ${q.byKey ? "" : ", max(last_ctid) AS last_ctid"}${flagsAgg}
              FROM (SELECT ${q.byKey ? "" : `${q.name}.ctid AS last_ctid, `}${copyLine(q.columns, q.dirty)} AS line${flagsInner}
-                   FROM ${q.name} ${q.where.length ? `WHERE ${q.where.join(" AND ")}` : ""}
+                   FROM ${q.only ? "ONLY " : ""}${q.name} ${q.where.length ? `WHERE ${q.where.join(" AND ")}` : ""}
                    ${q.byKey ? "" : `ORDER BY ${q.keys.join(", ")}`} ${q.limit === undefined ? "OFFSET 0" : `LIMIT ${q.limit}`}) AS page) AS agg`;
 }

@@ -6,26 +6,19 @@
  * written as Postgres gave them. Each function returns one statement with its newline, in the
  * order engine.ts writes them (see there for why that order restores).
  */
-import type {
-  Column,
-  CompositeType,
-  Constraint,
-  Domain,
-  EnumType,
-  Sequence,
-  ServerMeta,
-  Table,
-  View,
-} from "./catalog.ts";
-import { ident, literal, qualified } from "./quote.ts";
+import type { Column, CompositeType, Constraint, Domain, EnumType, Sequence, ServerMeta, Table } from "./catalog.ts";
+import { commentText, ident, literal, qualified } from "./quote.ts";
 
 /**
  * The dump's header: where it came from, how to restore it, and the session settings a restore
  * needs (the search_path emptied, as pg_dump does, so every name in the dump is qualified), then
- * the transaction the whole restore runs in.
+ * the transaction the whole restore runs in. The database's name and the ledger's newest row are the
+ * tenant's text: they go into the comment line through commentText, never raw (a newline in either
+ * would end the comment and start a psql meta-command).
  */
 export function preamble(meta: ServerMeta | undefined, schemaVersion: string | null): string {
-  return `-- Tenantry export of database ${meta?.db ?? "?"} (Postgres ${meta?.version ?? "?"}), schema version ${schemaVersion ?? "none"}
+  const about = `database ${meta?.db ?? "?"} (Postgres ${meta?.version ?? "?"}), schema version ${schemaVersion ?? "none"}`;
+  return `-- Tenantry export of ${commentText(about)}
 -- Restore into an empty database:  gunzip -c dump.sql.gz | psql -v ON_ERROR_STOP=1 -d <database>
 SET statement_timeout = 0;
 SET client_encoding = 'UTF8';
@@ -40,13 +33,14 @@ BEGIN;
 
 export const createSchema = (name: string) => `CREATE SCHEMA IF NOT EXISTS ${ident(name)};\n`;
 
-export const createEnum = (e: EnumType) => `CREATE TYPE ${qualified(e.schema, e.name)} AS ENUM (${e.labels ?? ""});\n`;
+export const createEnum = (e: EnumType) =>
+  `CREATE TYPE ${qualified(e.schema, e.name)} AS ENUM (${e.labels.map(literal).join(", ")});\n`;
 
 export const createDomain = (d: Domain) =>
-  `CREATE DOMAIN ${qualified(d.schema, d.name)} AS ${d.base}${d.default !== null ? ` DEFAULT ${d.default}` : ""}${d.notNull ? " NOT NULL" : ""}${d.checks ? ` ${d.checks}` : ""};\n`;
+  `CREATE DOMAIN ${qualified(d.schema, d.name)} AS ${d.base}${d.default !== null ? ` DEFAULT ${d.default}` : ""}${d.notNull ? " NOT NULL" : ""}${d.checks.map((c) => ` CONSTRAINT ${ident(c.name)} ${c.def}`).join("")};\n`;
 
 export const createComposite = (c: CompositeType) =>
-  `CREATE TYPE ${qualified(c.schema, c.name)} AS (${c.attrs ?? ""});\n`;
+  `CREATE TYPE ${qualified(c.schema, c.name)} AS (${c.attrs.map((a) => `${ident(a.name)} ${a.type}`).join(", ")});\n`;
 
 export const createSequence = (s: Sequence) =>
   `CREATE SEQUENCE ${qualified(s.schema, s.name)} AS ${s.type} START WITH ${s.start} INCREMENT BY ${s.increment} MINVALUE ${s.min} MAXVALUE ${s.max} CACHE ${s.cache}${s.cycle ? " CYCLE" : ""};\n`;
@@ -67,8 +61,13 @@ function columnDefinition(c: Column): string {
   return def;
 }
 
-export const createTable = (table: Table) =>
-  `\nCREATE TABLE ${qualified(table.schema, table.name)} (\n${table.columns.map(columnDefinition).join(",\n")}\n);\n`;
+/** A table; with `parents` (qualified), an inheriting one, with only the columns it defines itself. */
+export function createTable(table: Table, parents: readonly string[] = [], partitionBy?: string | null): string {
+  const columns = parents.length > 0 ? table.columns.filter((c) => c.local) : table.columns;
+  const inherits = parents.length > 0 ? ` INHERITS (${parents.join(", ")})` : "";
+  const partitioned = partitionBy ? ` PARTITION BY ${partitionBy}` : "";
+  return `\nCREATE TABLE ${qualified(table.schema, table.name)} (\n${columns.map(columnDefinition).join(",\n")}\n)${inherits}${partitioned};\n`;
+}
 
 /** `ALTER SEQUENCE … OWNED BY`, for a sequence a column owns (a serial); undefined otherwise. */
 export function sequenceOwnedBy(s: Sequence): string | undefined {
@@ -93,15 +92,16 @@ export function setSequenceValue(s: Sequence): string | undefined {
 export const setIdentityValue = (table: Table, column: Column, last: string) =>
   `SELECT pg_catalog.setval(pg_get_serial_sequence(${literal(qualified(table.schema, table.name))}, ${literal(column.name)}), ${last}, true);\n`;
 
-export const addConstraint = (c: Constraint) =>
-  `ALTER TABLE ONLY ${qualified(c.schema, c.table)} ADD CONSTRAINT ${ident(c.name)} ${c.def};\n`;
+/**
+ * A constraint, on the table ONLY, except a check: an inheriting table must get its parent's
+ * checks, so a check is added to the parent and reaches the children that way (their inherited
+ * copies are not read, see readConstraints); so is any constraint of a partitioned table.
+ */
+export const addConstraint = (c: Constraint, partitioned = false) =>
+  `ALTER TABLE${c.contype === "c" || partitioned ? "" : " ONLY"} ${qualified(c.schema, c.table)} ADD CONSTRAINT ${ident(c.name)} ${c.def};\n`;
 
 /** pg_get_indexdef's text, which is already a complete, qualified statement. */
 export const createIndex = (def: string) => `${def};\n`;
-
-/** pg_get_viewdef's text as the view's query (without the semicolon it may end with). */
-export const createView = (v: View) =>
-  `CREATE VIEW ${qualified(v.schema, v.name)} AS\n${v.def.trimEnd().replace(/;$/, "")};\n`;
 
 /** The end of the restore's transaction: nothing is visible in the target until here. */
 export const COMMIT = "\nCOMMIT;\n";

@@ -3,7 +3,7 @@
  * schema from the catalogs and the data as `COPY … FROM stdin` blocks, in an order that restores with
  * `psql -v ON_ERROR_STOP=1` into any Postgres: types and sequences, tables (columns, defaults,
  * identity and generated columns, NOT NULL), data, then sequence values, constraints (primary and
- * unique keys, checks, foreign keys last), indexes and views.
+ * unique keys, checks, foreign keys last), indexes, views and comments.
  *
  * This file is the orchestration only: it reads the catalogs (catalog.ts), renders them (ddl.ts)
  * and streams each table's pages of COPY lines (pages.ts, copy-text.ts), counting bytes, rows and
@@ -13,13 +13,11 @@
  * back exactly (no quoting rules per type, no statement per row), the file is far smaller and it
  * restores an order of magnitude faster.
  *
- * Consistency: each page is its own transaction (HTTP has no sessions), so rows written during an
- * export may or may not appear; export from a quiet tenant, or a Neon branch, for a point-in-time copy.
+ * Consistency: every request reads one snapshot, exported by a session held open for the whole
+ * export (snapshot.ts): the dump is the database as it was at one instant, however busy.
  */
 import { Buffer } from "node:buffer";
-import { neon } from "@neondatabase/serverless";
 import {
-  type RawSql,
   readComposites,
   readConstraints,
   readDomains,
@@ -31,12 +29,12 @@ import {
   readSequences,
   readServerMeta,
   readTables,
-  readViews,
   type Sequence,
   schemaFilter,
   type Table,
 } from "./catalog.ts";
 import { TableChecksum } from "./checksum.ts";
+import { commentOn, readComments } from "./comments.ts";
 import { copyColumns } from "./copy-text.ts";
 import {
   addConstraint,
@@ -50,14 +48,20 @@ import {
   createSchema,
   createSequence,
   createTable,
-  createView,
   preamble,
   sequenceOwnedBy,
   setIdentityValue,
   setSequenceValue,
 } from "./ddl.ts";
+import { createExtension, createRange, readExtensions, readRanges } from "./extensions.ts";
+import { parentsFirst, readParents } from "./inheritance.ts";
 import { PageReader } from "./pages.ts";
+import { createPartition, readPartitioning } from "./partitions.ts";
+import { createRoutine, createRule, createTrigger, readRoutines, readRules, readTriggers } from "./programs.ts";
 import { qualified } from "./quote.ts";
+import { createPolicy, readPolicies, readRlsTables, rlsStatements } from "./security.ts";
+import { type ExportSql, openSnapshot, type SnapshotHolder, snapshotSql } from "./snapshot.ts";
+import { createView, readViews, refreshView } from "./views.ts";
 
 export interface TableManifest {
   readonly name: string;
@@ -91,7 +95,9 @@ export interface ExportOptions {
 
 /** One export in progress: its connection and settings, and the manifest data gathered so far. */
 interface ExportRun {
-  readonly sql: RawSql;
+  /** Set once the snapshot is open (see generate). */
+  sql: ExportSql;
+  readonly connectionString: string;
   /** The schema filter of every catalog query (see schemaFilter). */
   readonly nsFilter: string;
   readonly pageBytes: number;
@@ -112,7 +118,8 @@ function emit(run: ExportRun, text: string, bytes = Buffer.byteLength(text)): st
 /** Generates the dump as chunks of SQL text; `stats()` is complete once the generator is done. */
 export function exportDatabase(connectionString: string, options: ExportOptions = {}) {
   const run: ExportRun = {
-    sql: neon(connectionString, { fullResults: false, readOnly: true }) as unknown as RawSql,
+    sql: unopened,
+    connectionString,
     nsFilter: schemaFilter(options.excludeSchemas ?? ["tenantry"]),
     pageBytes: options.pageBytes ?? 2 * 1024 * 1024,
     onProgress: options.onProgress,
@@ -140,23 +147,66 @@ export function exportDatabase(connectionString: string, options: ExportOptions 
   };
 }
 
-/** The whole dump, section by section, each catalog query made just before its section is written. */
+/** Stands in for the snapshot's reader until it is open. */
+const unopened: ExportSql = {
+  rows: () => Promise.reject(new Error("the export's snapshot is not open")),
+  arrays: () => Promise.reject(new Error("the export's snapshot is not open")),
+};
+
+/**
+ * The whole dump, inside one snapshot (snapshot.ts) held open from the first catalog query to the
+ * last page, and closed however the generator ends (finished, failed, or abandoned by its reader).
+ */
 async function* generate(run: ExportRun): AsyncGenerator<string> {
+  const holder: SnapshotHolder = await openSnapshot(run.connectionString);
+  try {
+    run.sql = snapshotSql(run.connectionString, holder.id);
+    yield* sections(run);
+  } finally {
+    await holder.close();
+  }
+}
+
+/** The dump, section by section, each catalog query made just before its section is written. */
+async function* sections(run: ExportRun): AsyncGenerator<string> {
   run.schemaVersion = await readSchemaVersion(run.sql);
   yield emit(run, preamble(await readServerMeta(run.sql), run.schemaVersion));
   const sequences = yield* types(run);
-  const tables = await readTables(run.sql, run.nsFilter);
-  for (const table of tables) yield emit(run, createTable(table));
+  const routines = await readRoutines(run.sql, run.nsFilter);
+  for (const r of routines.filter((r) => !r.onRelations)) yield emit(run, createRoutine(r));
+  const parents = await readParents(run.sql, run.nsFilter);
+  const partitioning = await readPartitioning(run.sql, run.nsFilter);
+  const order = new Map(parents);
+  for (const [oid, p] of partitioning) if (p.parent) order.set(oid, [p.parent]);
+  const tables = parentsFirst(await readTables(run.sql, run.nsFilter), order);
+  for (const table of tables) {
+    const p = partitioning.get(table.oid);
+    yield emit(run, p?.parent ? createPartition(table, p) : createTable(table, parents.get(table.oid), p?.key));
+  }
+  for (const r of routines.filter((r) => r.onRelations)) yield emit(run, createRoutine(r));
   for (const s of sequences) {
     const owned = sequenceOwnedBy(s);
     if (owned) yield emit(run, owned);
   }
-  for (const table of tables) yield* tableData(run, table);
+  // Rows live in plain tables and leaf partitions; a partitioned table holds none of its own.
+  for (const table of tables) if (table.kind === "r") yield* tableData(run, table);
   yield emit(run, "\n");
   yield* sequenceValues(run, sequences, tables);
-  for (const c of await readConstraints(run.sql, run.nsFilter)) yield emit(run, addConstraint(c));
+  const partitionedNames = new Set(tables.filter((t) => t.kind === "p").map((t) => `${t.schema}.${t.name}`));
+  for (const c of await readConstraints(run.sql, run.nsFilter))
+    yield emit(run, addConstraint(c, partitionedNames.has(`${c.schema}.${c.table}`)));
+  const views = await readViews(run.sql, run.nsFilter);
+  for (const v of views) yield emit(run, createView(v));
   for (const def of await readIndexes(run.sql, run.nsFilter)) yield emit(run, createIndex(def));
-  for (const v of await readViews(run.sql, run.nsFilter)) yield emit(run, createView(v));
+  for (const t of await readTriggers(run.sql, run.nsFilter)) yield emit(run, createTrigger(t));
+  for (const def of await readRules(run.sql, run.nsFilter)) yield emit(run, createRule(def));
+  for (const t of await readRlsTables(run.sql, run.nsFilter)) yield emit(run, rlsStatements(t));
+  for (const p of await readPolicies(run.sql, run.nsFilter)) yield emit(run, createPolicy(p));
+  for (const v of views) {
+    const refresh = refreshView(v);
+    if (refresh) yield emit(run, refresh);
+  }
+  for (const c of await readComments(run.sql, run.nsFilter)) yield emit(run, commentOn(c));
   yield emit(run, COMMIT);
   run.finished = true;
 }
@@ -164,9 +214,11 @@ async function* generate(run: ExportRun): AsyncGenerator<string> {
 /** Schemas other than public, enums, domains, composite types and sequences; returns the sequences. */
 async function* types(run: ExportRun): AsyncGenerator<string, Sequence[]> {
   for (const name of await readSchemas(run.sql, run.nsFilter)) yield emit(run, createSchema(name));
+  for (const e of await readExtensions(run.sql, run.nsFilter)) yield emit(run, createExtension(e));
   for (const e of await readEnums(run.sql, run.nsFilter)) yield emit(run, createEnum(e));
   for (const d of await readDomains(run.sql, run.nsFilter)) yield emit(run, createDomain(d));
   for (const c of await readComposites(run.sql, run.nsFilter)) yield emit(run, createComposite(c));
+  for (const r of await readRanges(run.sql, run.nsFilter)) yield emit(run, createRange(r));
   const sequences = await readSequences(run.sql, run.nsFilter);
   for (const s of sequences) yield emit(run, createSequence(s));
   return sequences;

@@ -8,8 +8,8 @@
  * next ones' from the bytes per row of the last page read. With a primary key the table is cut
  * into key ranges ahead of time: a cheap keys-only query finds where the next page ends, so the
  * next ranges are requested while one is read, and Postgres builds them in parallel. The ranges
- * cover the key space without overlap, so every row that exists throughout the export is read
- * exactly once. Without a key, pages follow each other by ctid, the next one requested as soon as
+ * cover the key space without overlap, and every request reads the export's one snapshot
+ * (snapshot.ts), so every row is read exactly once. Without a key, pages follow each other by ctid, the next one requested as soon as
  * a page arrives.
  *
  * Text-like columns are read without newline, carriage return and tab escaping until a page shows
@@ -17,9 +17,10 @@
  * escaped, which also tells which columns did, and those stay escaped for the rest of the table.
  */
 import { Buffer } from "node:buffer";
-import { type Column, RAW_TYPES, type RawSql, type Table } from "./catalog.ts";
+import type { Column, Table } from "./catalog.ts";
 import { countLines, escapeRareControls, pageQuery, textLikeColumns, unescapedPageHolds } from "./copy-text.ts";
 import { ident } from "./quote.ts";
+import type { ExportSql } from "./snapshot.ts";
 
 export interface Page {
   readonly rows: number;
@@ -53,7 +54,7 @@ function firstLimit(pageBytes: number, diskBytes: number, tuples: number): numbe
 
 /** One table's pages, in turn: `next()` until it returns undefined. */
 export class PageReader {
-  private readonly sql: RawSql;
+  private readonly sql: ExportSql;
   private readonly table: Table;
   /** The table, qualified and quoted. */
   private readonly name: string;
@@ -75,7 +76,7 @@ export class PageReader {
   private planning: Promise<void> | undefined;
   private planFailure: { error: unknown } | undefined;
 
-  constructor(sql: RawSql, table: Table, name: string, columns: readonly Column[], pageBytes: number) {
+  constructor(sql: ExportSql, table: Table, name: string, columns: readonly Column[], pageBytes: number) {
     this.sql = sql;
     this.table = table;
     this.name = name;
@@ -117,12 +118,8 @@ export class PageReader {
     }
   }
 
-  private async run(text: string, values: unknown[]): Promise<(string | null)[][]> {
-    return (await this.sql.query(text, values, {
-      arrayMode: true,
-      fullResults: false,
-      types: RAW_TYPES,
-    })) as unknown as (string | null)[][];
+  private run(text: string, values: unknown[]): Promise<(string | null)[][]> {
+    return this.sql.arrays(text, values);
   }
 
   /** `($from::type, …)`: a key's values as parameters, from `$from` on. */
@@ -148,6 +145,7 @@ export class PageReader {
     const [row] = await this.run(
       pageQuery({
         name: this.name,
+        only: this.table.kind !== "p",
         columns: this.columns,
         byKey: this.byKey,
         keys: this.keys,
@@ -184,7 +182,7 @@ export class PageReader {
   /** Keyed: the key of the row `limit` rows after `start`, or undefined when fewer are left. */
   private async boundary(): Promise<(string | null)[] | undefined> {
     const [row] = await this.run(
-      `SELECT ${this.keys.map((key) => `${key}::text`).join(", ")} FROM ${this.name}
+      `SELECT ${this.keys.map((key) => `${key}::text`).join(", ")} FROM ${this.table.kind !== "p" ? "ONLY " : ""}${this.name}
        ${this.start ? `WHERE ${this.tuple} > ${this.params(1)}` : ""} ORDER BY ${this.keys.join(", ")} OFFSET ${this.limit - 1} LIMIT 1`,
       this.start ?? [],
     );

@@ -14,7 +14,8 @@ import { audit } from "../tenants/audit.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
 import { migrationAad, ring } from "../tenants/secrets.ts";
 import { type ExportStats, exportDatabase } from "./engine.ts";
-import { type ExportBucket, uploadGzip } from "./upload.ts";
+import { type PurgeBucket, removeExport } from "./purge.ts";
+import { uploadGzip } from "./upload.ts";
 
 export const DEFAULT_RETENTION = 7;
 /** A running export older than this is considered interrupted and may be retried. */
@@ -26,7 +27,7 @@ export interface ExportMessage {
 }
 
 export interface ExportDeps extends ControlDeps {
-  readonly bucket: ExportBucket;
+  readonly bucket: PurgeBucket;
   readonly sendExport: (messages: readonly ExportMessage[]) => Promise<void>;
   readonly retention?: number | undefined;
   /** Fault injection for tests: called after each uploaded part. */
@@ -148,7 +149,7 @@ const safeError = (error: unknown) =>
 export async function runExport(deps: ExportDeps, exportId: string): Promise<ExportView> {
   const [row] = await deps.db.select().from(exportsTable).where(eq(exportsTable.id, exportId));
   if (!row) throw new AppError(404, "not_found", "No such export.");
-  if (row.status === "complete" || row.status === "expired") return exportView(row);
+  if (row.status === "complete" || row.status === "expired" || row.status === "deleted") return exportView(row);
   if (row.status === "running" && row.startedAt && Date.now() - Date.parse(row.startedAt) < STALE_RUNNING_MS) {
     // Another consumer holds it (a duplicate delivery): leave it.
     return exportView(row);
@@ -161,6 +162,8 @@ export async function runExport(deps: ExportDeps, exportId: string): Promise<Exp
   if (claimed.length === 0) return exportView(row);
   const [tenant] = await deps.db.select().from(tenants).where(eq(tenants.id, row.tenantId));
   const keys = exportKeys(row.tenantId, exportId);
+  // Queued before a delete, run after it: nothing is read, and the row says why.
+  if (isGone(tenant?.status, row.kind)) return discard(deps, row);
   try {
     if (!tenant?.migrationSecret) throw new Error(`tenant is ${tenant?.status ?? "gone"}`);
     const decrypted = await decryptSecret(ring(deps.encryptionKeys), tenant.migrationSecret, migrationAad(tenant.id));
@@ -196,8 +199,12 @@ export async function runExport(deps: ExportDeps, exportId: string): Promise<Exp
         rows: stats.rows,
         finishedAt: new Date().toISOString(),
       })
-      .where(eq(exportsTable.id, exportId))
+      .where(and(eq(exportsTable.id, exportId), eq(exportsTable.status, "running")))
       .returning();
+    // The tenant was deleted while this ran (the purge marked the row, or the tenant is past
+    // `active`/`suspended`): what was just written must not outlive the delete.
+    const [now] = await deps.db.select({ status: tenants.status }).from(tenants).where(eq(tenants.id, row.tenantId));
+    if (!done || isGone(now?.status, row.kind)) return discard(deps, row);
     await audit(deps, "export.complete", row.slug, "ok", { exportId, bytes: uploaded.bytes, rows: stats.rows });
     await applyRetention(deps, row.tenantId);
     return exportView(done as ExportRow);
@@ -205,11 +212,27 @@ export async function runExport(deps: ExportDeps, exportId: string): Promise<Exp
     const [failed] = await deps.db
       .update(exportsTable)
       .set({ status: "failed", error: safeError(error), finishedAt: new Date().toISOString() })
-      .where(eq(exportsTable.id, exportId))
+      .where(and(eq(exportsTable.id, exportId), eq(exportsTable.status, "running")))
       .returning();
+    if (!failed) return discard(deps, row);
     await audit(deps, "export.complete", row.slug, "error", { exportId }).catch(() => undefined);
     return exportView(failed as ExportRow);
   }
+}
+
+/**
+ * Whether a tenant in `status` may no longer have exports of this kind written: a deleting tenant
+ * still gets its final export (the delete flow runs it), nothing else.
+ */
+const isGone = (status: string | undefined, kind: string) =>
+  status === undefined || status === "deleted" || (status === "deleting" && kind !== "final");
+
+/** Removes what an export of a deleted tenant wrote (or would have), marks it deleted, audits it. */
+async function discard(deps: ExportDeps, row: ExportRow): Promise<ExportView> {
+  await removeExport(deps, row.tenantId, row.id);
+  await audit(deps, "export.discard", row.slug, "ok", { exportId: row.id, reason: "tenant_deleted" });
+  const [after] = await deps.db.select().from(exportsTable).where(eq(exportsTable.id, row.id));
+  return exportView((after ?? row) as ExportRow);
 }
 
 /** Keeps the newest `retention` complete exports of a tenant; older ones are deleted from R2. */

@@ -89,6 +89,20 @@ export const suspendTenant = (deps: ControlDeps, slug: string) =>
 export const resumeTenant = (deps: ControlDeps, slug: string) =>
   setStatus(deps, slug, "tenant.resume", "suspended", "active");
 
+/** What a delete does besides the tenant's own records: its exports (see export/purge.ts). */
+export interface DeleteSteps {
+  /**
+   * The final export, when the operator asked for one: run once the tenant is off the edge and
+   * its caches have expired, before the database is dropped; resolves to the export to keep.
+   * Throwing stops the delete, and the tenant returns to the state it was in.
+   */
+  readonly finalExport?: (() => Promise<string>) | undefined;
+  /** Waits out the edge's caches (EDGE_STALE_MS) before the final export. */
+  readonly settle?: (() => Promise<void>) | undefined;
+  /** Removes every export of the tenant but `keep`, once the database is gone. */
+  readonly purgeExports: (tenantId: string, keep: string | undefined) => Promise<unknown>;
+}
+
 /**
  * The delete's first write, and its only check against onboarding: `deleting` is set in one statement
  * only while no onboarding run holds the tenant's lease (409 `conflict` while one does, as a second
@@ -110,11 +124,19 @@ async function markDeleting(deps: ControlDeps, id: string): Promise<TenantRow> {
 }
 
 /**
- * GDPR delete: the slug must be echoed back; KV records go first (the edge stops serving), then the
- * database and role are dropped, the domains released (custom hostnames too; domains/release.ts), then the tenant is marked deleted with its secrets erased. The
+ * GDPR delete: the slug must be echoed back; the tenant is marked deleting and its KV records go
+ * first (the edge stops serving), then, if asked, the final export runs once the edge's caches have
+ * expired (so it holds every acknowledged write), then the database and role are dropped, every
+ * other export is removed from R2, the domains are released (custom hostnames too;
+ * domains/release.ts), and the tenant is marked deleted with its secrets erased. The
  * audit record stays. Safe to repeat after an interruption.
  */
-export async function deleteTenant(deps: ControlDeps, slug: string, confirm: string | undefined): Promise<TenantView> {
+export async function deleteTenant(
+  deps: ControlDeps,
+  slug: string,
+  confirm: string | undefined,
+  steps: DeleteSteps,
+): Promise<TenantView> {
   return audited(deps, "tenant.delete", slug, async () => {
     if (confirm !== slug) {
       throw new AppError(
@@ -132,10 +154,22 @@ export async function deleteTenant(deps: ControlDeps, slug: string, confirm: str
     const deleting = await markDeleting(deps, row.id);
     if (deleting.status === "deleted") return view(deleting, []);
     await projectTenant(deps, deleting);
+    let keep: string | undefined;
+    if (steps.finalExport) {
+      try {
+        await steps.settle?.();
+        keep = await steps.finalExport();
+      } catch (error) {
+        if (row.status !== "deleting")
+          await projectTenant(deps, await updateTenant(deps, row.id, { status: row.status }));
+        throw error;
+      }
+    }
     const provisioner = provisionerFor(deps, row.provisioner);
     if (row.provisioner !== "url") {
       await provisioner.deprovision({ tenantId: row.id, slug: row.slug, region: row.region }, row.resourceRef ?? {});
     }
+    await steps.purgeExports(row.id, keep);
     await releaseTenantDomains(deps, row.id);
     const deleted = await updateTenant(deps, row.id, {
       status: "deleted",

@@ -281,7 +281,7 @@ export const Export = z
     id: z.string(),
     tenant: z.string(),
     kind: z.string(),
-    status: z.enum(["pending", "running", "complete", "failed", "expired"]),
+    status: z.enum(["pending", "running", "complete", "failed", "expired", "deleted"]),
     bytes: z.number().nullable(),
     rows: z.number().nullable(),
     error: z.string().nullable(),

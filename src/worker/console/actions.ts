@@ -5,6 +5,7 @@
  * Each declares its scope with `requireScope`, as the admin routes do: a missing scope is a 403.
  */
 import { Hono } from "hono";
+import { exportDeleteSteps } from "../../control/export/delete-steps.ts";
 import { requestExport } from "../../control/export/service.ts";
 import { addDomain, removeDomain, verifyDomain } from "../../control/tenants/domains.ts";
 import { deleteTenant, resumeTenant, suspendTenant } from "../../control/tenants/lifecycle.ts";
@@ -36,7 +37,9 @@ export function actionRoutes() {
   routes.post("/tenants/:slug/delete", requireScope("tenants:delete"), async (c) => {
     const form = await c.req.parseBody();
     const confirm = typeof form.confirm === "string" ? form.confirm : undefined;
-    await deleteTenant(controlDeps(c), c.req.param("slug"), confirm);
+    const slug = c.req.param("slug");
+    // Its exports go too (GDPR); the console offers no final export.
+    await deleteTenant(controlDeps(c), slug, confirm, exportDeleteSteps(exportDeps(c), slug, false));
     return c.redirect("/tenants", 303);
   });
   // Domains: the admin API's domain routes' functions, with the same deps (they reach Cloudflare).

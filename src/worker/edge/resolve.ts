@@ -8,17 +8,15 @@
  * valid slug cannot name a tenant and is answered without any read.
  */
 
+import { KV_CACHE_TTL_S, TENANT_TTL_MS } from "../../shared/edge-cache.ts";
 import { classifyPlatformHost } from "../../shared/host.ts";
 import { hostKey, parseTenantRecord, slugKey, type TenantRecord } from "../../shared/tenant-record.ts";
 import { TtlLru } from "./lru.ts";
 
-export const TENANT_TTL_MS = 30_000;
 export const NEGATIVE_TTL_MS = 5_000;
 const TENANT_ENTRIES = 5_000;
 /** Enough to absorb retries and typos; a scan beyond it only costs KV reads, never tenants. */
 const NEGATIVE_ENTRIES = 1_000;
-/** KV's own edge cache for hot keys (minimum allowed is 60 s). */
-const KV_CACHE_TTL_S = 60;
 
 const found = new TtlLru<TenantRecord>(TENANT_ENTRIES);
 const missing = new TtlLru<true>(NEGATIVE_ENTRIES);

@@ -8,13 +8,15 @@
  */
 
 import { pollDomains } from "../../control/domains/poll.ts";
+import type { DeleteExportDeps } from "../../control/export/delete-steps.ts";
 import {
   type NightlyMessage,
   type NightlyReport,
   nextNightlyMessage,
   scheduleNightlyExports,
 } from "../../control/export/nightly.ts";
-import { type ExportDeps, type ExportMessage, inlineExport, runExport } from "../../control/export/service.ts";
+import { DEFAULT_FINAL_RETENTION_DAYS, expireFinalExports } from "../../control/export/purge.ts";
+import { type ExportMessage, inlineExport, runExport } from "../../control/export/service.ts";
 import { applyTenant } from "../../control/fleet/consumer.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet/dispatch.ts";
 import { nextMessage, type ReconcileMessage, reconcile } from "../../control/tenants/reconcile.ts";
@@ -77,13 +79,15 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
 /** The cron expression of the nightly export trigger (wrangler.toml). */
 export const NIGHTLY_EXPORT_CRON = "0 3 * * *";
 
-export function exportDepsFrom(env: Env, actor: string, log: Logger): ExportDeps & FleetDeps {
+export function exportDepsFrom(env: Env, actor: string, log: Logger): DeleteExportDeps & FleetDeps {
   const fleet = fleetDepsFrom(env, actor, log);
   const retention = Number(env.EXPORT_RETENTION);
-  const deps: ExportDeps & FleetDeps = {
+  const settle = Number(env.FINAL_EXPORT_SETTLE_MS);
+  const deps: DeleteExportDeps & FleetDeps = {
     ...fleet,
     bucket: env.EXPORTS,
     retention: Number.isInteger(retention) && retention > 0 ? retention : undefined,
+    settleMs: env.FINAL_EXPORT_SETTLE_MS !== "" && Number.isFinite(settle) && settle >= 0 ? settle : undefined,
     sendExport: async (messages) => {
       for (let start = 0; start < messages.length; start += 100) {
         await env.FLEET_QUEUE.sendBatch(
@@ -117,6 +121,12 @@ export async function handleScheduled(
   if (controller.cron === NIGHTLY_EXPORT_CRON) {
     // One step of the nightly pass; the queue takes it further.
     await nightlyStep(env, await scheduleNightlyExports(deps, { scheduledTime: controller.scheduledTime }), log);
+    const days = Number(env.FINAL_EXPORT_RETENTION_DAYS);
+    const finalExpired = await expireFinalExports(
+      deps,
+      Number.isFinite(days) && days > 0 ? days : DEFAULT_FINAL_RETENTION_DAYS,
+    );
+    log.log("info", "final_exports_expired", { finalExpired });
     return;
   }
   log.log("info", "domains_polled", { ...(await pollDomains(deps).catch(() => ({ failed: 1 }))) });
@@ -140,7 +150,7 @@ function isReconcileMessage(body: unknown): body is ReconcileMessage {
 }
 
 /** One step of a reconcile pass, and the message for the next while the pass is not done. */
-async function reconcileStep(env: Env, deps: ExportDeps, body: ReconcileMessage): Promise<void> {
+async function reconcileStep(env: Env, deps: DeleteExportDeps, body: ReconcileMessage): Promise<void> {
   const report = await reconcile(deps, { from: body });
   if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
 }

@@ -8,6 +8,7 @@
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
+import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
 
 let db: TestDatabase;
@@ -45,7 +46,8 @@ async function exportChecksums(pageBytes: number): Promise<Record<string, string
 }
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  // HTTP for the queries, the WebSocket session for the export's snapshot: both to the gateway.
+  applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   db = await createTestDatabase("exp_checksum");
   const sql = neon(db.url);
   await sql.query("CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false)");

@@ -18,6 +18,7 @@ const column = (name: string, typeOid: number, notNull: boolean): Column => ({
   identity: "",
   generated: "",
   collation: null,
+  local: true,
 });
 
 describe("COPY text", () => {

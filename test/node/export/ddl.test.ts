@@ -19,13 +19,13 @@ import {
   createSchema,
   createSequence,
   createTable,
-  createView,
   preamble,
   sequenceOwnedBy,
   setIdentityValue,
   setSequenceValue,
 } from "../../../src/control/export/ddl.ts";
-import { ident, literal, qualified } from "../../../src/control/export/quote.ts";
+import { commentText, ident, literal, qualified } from "../../../src/control/export/quote.ts";
+import { createView, refreshView } from "../../../src/control/export/views.ts";
 
 const column = (name: string, extra: Partial<Column> = {}): Column => ({
   name,
@@ -37,6 +37,7 @@ const column = (name: string, extra: Partial<Column> = {}): Column => ({
   identity: "",
   generated: "",
   collation: null,
+  local: true,
   ...extra,
 });
 
@@ -44,6 +45,7 @@ const table = (schema: string, name: string, columns: Column[]): Table => ({
   oid: "16384",
   schema,
   name,
+  kind: "r",
   columns,
   key: [],
   diskBytes: 0,
@@ -72,8 +74,22 @@ describe("quoting", () => {
     expect(ident('we"ird')).toBe('"we""ird"');
     expect(ident("Mixed Case")).toBe('"Mixed Case"');
     expect(literal("it's")).toBe("'it''s'");
-    expect(literal('a"b\\c')).toBe("'a\"b\\c'");
+    expect(literal('a"b')).toBe("'a\"b'");
     expect(qualified('s"1', "t 2")).toBe('"s""1"."t 2"');
+  });
+
+  it("writes a literal holding a backslash as an E'' string, which lexes the same under either setting", () => {
+    expect(literal("a\\b")).toBe("E'a\\\\b'");
+    expect(literal("x'\\'; \\! touch f")).toBe("E'x''\\\\''; \\\\! touch f'");
+    expect(literal("new\nline")).toBe("'new\nline'");
+  });
+
+  it("keeps comment text on one line: control characters and line separators escaped", () => {
+    expect(commentText("db\n\\! touch /tmp/x")).toBe("db\\x0a\\! touch /tmp/x");
+    expect(commentText("a\rb\tc\u0000d\u007fe\u0085f\u2028g\u2029h")).toBe(
+      "a\\x0db\\x09c\\x00d\\x7fe\\x85f\\u2028g\\u2029h",
+    );
+    expect(commentText("plain ünï 🌍 'q' \"dq\"")).toBe("plain ünï 🌍 'q' \"dq\"");
   });
 });
 
@@ -86,6 +102,11 @@ describe("DDL rendering", () => {
     expect(text).toContain("SET standard_conforming_strings = on;\n");
     expect(text).toContain("SELECT pg_catalog.set_config('search_path', '', false);\nBEGIN;\n\n");
     expect(text.endsWith("BEGIN;\n\n")).toBe(true);
+    const hostile = preamble({ db: "x\n\\! touch /tmp/pwn", version: "17\r\\! id" }, "0001\n\\! rm -rf ~");
+    expect(hostile.split("\n")[0]).toBe(
+      "-- Tenantry export of database x\\x0a\\! touch /tmp/pwn (Postgres 17\\x0d\\! id), schema version 0001\\x0a\\! rm -rf ~",
+    );
+    expect(hostile.split("\n")[1]).toMatch(/^-- Restore into an empty database/);
     expect(preamble(undefined, null).split("\n")[0]).toBe(
       "-- Tenantry export of database ? (Postgres ?), schema version none",
     );
@@ -94,15 +115,22 @@ describe("DDL rendering", () => {
 
   it("creates schemas and types with quoted names", () => {
     expect(createSchema('we"ird sch')).toBe('CREATE SCHEMA IF NOT EXISTS "we""ird sch";\n');
-    expect(createEnum({ schema: "public", name: "Mood", labels: "'sad', 'it''s complicated'" })).toBe(
-      `CREATE TYPE "public"."Mood" AS ENUM ('sad', 'it''s complicated');\n`,
+    expect(createEnum({ schema: "public", name: "Mood", labels: ["sad", "it's complicated", "back\\slash"] })).toBe(
+      `CREATE TYPE "public"."Mood" AS ENUM ('sad', 'it''s complicated', E'back\\\\slash');\n`,
     );
-    expect(createEnum({ schema: "public", name: "empty", labels: null })).toBe(
+    expect(createEnum({ schema: "public", name: "empty", labels: [] })).toBe(
       'CREATE TYPE "public"."empty" AS ENUM ();\n',
     );
-    expect(createComposite({ schema: "public", name: "money pair", attrs: '"amount" numeric(12,2), "cur" text' })).toBe(
-      'CREATE TYPE "public"."money pair" AS ("amount" numeric(12,2), "cur" text);\n',
-    );
+    expect(
+      createComposite({
+        schema: "public",
+        name: "money pair",
+        attrs: [
+          { name: "amount", type: "numeric(12,2)" },
+          { name: 'cu"r', type: "text" },
+        ],
+      }),
+    ).toBe('CREATE TYPE "public"."money pair" AS ("amount" numeric(12,2), "cu""r" text);\n');
   });
 
   it("creates a domain with its default, NOT NULL and checks, each only when present", () => {
@@ -112,12 +140,12 @@ describe("DDL rendering", () => {
       base: "text",
       notNull: true,
       default: "'z'::text",
-      checks: `CONSTRAINT "d-om_check" CHECK ((VALUE <> ''::text))`,
+      checks: [{ name: 'd-om"check', def: "CHECK ((VALUE <> ''::text))" }],
     };
     expect(createDomain(domain)).toBe(
-      `CREATE DOMAIN "public"."d-om" AS text DEFAULT 'z'::text NOT NULL CONSTRAINT "d-om_check" CHECK ((VALUE <> ''::text));\n`,
+      `CREATE DOMAIN "public"."d-om" AS text DEFAULT 'z'::text NOT NULL CONSTRAINT "d-om""check" CHECK ((VALUE <> ''::text));\n`,
     );
-    expect(createDomain({ ...domain, notNull: false, default: null, checks: null })).toBe(
+    expect(createDomain({ ...domain, notNull: false, default: null, checks: [] })).toBe(
       'CREATE DOMAIN "public"."d-om" AS text;\n',
     );
   });
@@ -158,6 +186,11 @@ describe("DDL rendering", () => {
         "",
       ].join("\n"),
     );
+    // An inheriting table names its parents and only the columns it defines itself.
+    const child = table("public", "child", [column("id", { local: false }), column("extra")]);
+    expect(createTable(child, ['"public"."parent"', '"s"."other"'])).toBe(
+      '\nCREATE TABLE "public"."child" (\n    "extra" text\n) INHERITS ("public"."parent", "s"."other");\n',
+    );
     // The data block carries every column but the stored generated one.
     expect(copyStart(t, copyColumns(t.columns))).toBe(
       '\nCOPY "we""ird sch"."Mixed Case" ("Id", "always", "sp ace", "q""uote") FROM stdin;\n',
@@ -180,6 +213,15 @@ describe("DDL rendering", () => {
     ).toBe(
       'ALTER TABLE ONLY "public"."Order Lines" ADD CONSTRAINT "fk ""parent""" FOREIGN KEY (parent_id) REFERENCES public.parents(id) ON DELETE CASCADE;\n',
     );
+    expect(
+      addConstraint({
+        schema: "public",
+        table: "vehicles",
+        name: "wheels_check",
+        def: "CHECK ((wheels > 0))",
+        contype: "c",
+      }),
+    ).toBe('ALTER TABLE "public"."vehicles" ADD CONSTRAINT "wheels_check" CHECK ((wheels > 0));\n');
     expect(createIndex("CREATE INDEX kinds_tstz_idx ON public.kinds USING btree (tstz DESC) WHERE b")).toBe(
       "CREATE INDEX kinds_tstz_idx ON public.kinds USING btree (tstz DESC) WHERE b;\n",
     );
@@ -190,5 +232,11 @@ describe("DDL rendering", () => {
     expect(createView({ schema: "public", name: "v", def: "SELECT 1" })).toBe(
       'CREATE VIEW "public"."v" AS\nSELECT 1;\n',
     );
+    // A materialized view is created empty and refreshed at the end, if the source's held data.
+    const mv = { schema: "public", name: "m v", def: " SELECT 1;", kind: "m", populated: "true" };
+    expect(createView(mv)).toBe('CREATE MATERIALIZED VIEW "public"."m v" AS\n SELECT 1\n  WITH NO DATA;\n');
+    expect(refreshView(mv)).toBe('REFRESH MATERIALIZED VIEW "public"."m v";\n');
+    expect(refreshView({ ...mv, populated: "false" })).toBeUndefined();
+    expect(refreshView({ schema: "public", name: "v", def: "SELECT 1", kind: "v" })).toBeUndefined();
   });
 });

@@ -9,6 +9,7 @@
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
+import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
 
 let db: TestDatabase;
@@ -57,7 +58,8 @@ const TABLES: Record<string, [string, string]> = {
 };
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  // HTTP for the queries, the WebSocket session for the export's snapshot: both to the gateway.
+  applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   db = await createTestDatabase("exp_pages");
   const sql = neon(db.url);
   for (const [create, insert] of Object.values(TABLES)) {

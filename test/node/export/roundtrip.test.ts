@@ -19,6 +19,7 @@ import { neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
 import { type ExportBucket, uploadGzip } from "../../../src/control/export/upload.ts";
+import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
 
 const run = promisify(execFile);
@@ -82,7 +83,8 @@ const TRICKY = [
 ];
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  // HTTP for the queries, the WebSocket session for the export's snapshot: both to the gateway.
+  applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   source = await createTestDatabase("exp_src");
   target = await createTestDatabase("exp_dst");
   gzTarget = await createTestDatabase("exp_gzdst");

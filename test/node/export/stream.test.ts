@@ -36,6 +36,7 @@ import { createTenant } from "../../../src/control/tenants/create.ts";
 import { tenantConnection } from "../../../src/control/tenants/secrets.ts";
 import { ensureControlDatabase, memoryKv, seedDeps } from "../../../src/dev/seed.ts";
 import { generateKey } from "../../../src/shared/crypto/secrets.ts";
+import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import {
   createTestDatabase,
   dropTestDatabase,
@@ -298,7 +299,8 @@ describe("runExport", () => {
   }
 
   beforeAll(async () => {
-    neonConfig.fetchEndpoint = gatewayUrl();
+    // HTTP for the queries, the WebSocket session for the export's snapshot: both to the gateway.
+    applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
     const controlUrl = await ensureControlDatabase(postgresUrl(), controlName);
     deps = seedDeps(postgresUrl(), controlUrl, `k1:${generateKey()}`, memoryKv(), "test:stream");
     const tenant = await createTenant(deps, { slug, region: "local" });

@@ -4,7 +4,7 @@
  * tenants:read, changing tenants:write, deleting tenants:delete.
  */
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
-import { finalExport } from "../../../control/export/service.ts";
+import { exportDeleteSteps } from "../../../control/export/delete-steps.ts";
 import { createTenant } from "../../../control/tenants/create.ts";
 import {
   deleteTenant,
@@ -115,9 +115,10 @@ export function tenantsRouter() {
   router.openapi(tenantRoutes.remove, async (c) => {
     const { slug } = c.req.valid("param");
     const { confirm, finalExport: wantExport } = c.req.valid("query");
-    // The final export runs first and must succeed: the database is gone afterwards.
-    if (wantExport === "true" && confirm === slug) await finalExport(exportDeps(c), slug);
-    return c.json(await deleteTenant(controlDeps(c), slug, confirm), 200);
+    // The final export (if asked) runs inside the delete, once the tenant is off the edge, and
+    // must succeed: the database is gone afterwards. Every other export is removed.
+    const steps = exportDeleteSteps(exportDeps(c), slug, wantExport === "true");
+    return c.json(await deleteTenant(controlDeps(c), slug, confirm, steps), 200);
   });
   return router;
 }
