@@ -7,6 +7,7 @@
  * object with its rows.
  */
 import { type DropTarget, describeDrop } from "../../shared/destructive-sql.ts";
+import { redactSecrets } from "../../shared/redact.ts";
 
 /** Takes an export of the tenant and returns its id; throws when it could not be completed. */
 export type ExportBeforeDrop = (tenant: { readonly id: string; readonly slug: string }) => Promise<string>;
@@ -42,7 +43,9 @@ export function dropGuard(
       try {
         exportId = await options.exportBeforeDrop(tenant);
       } catch (error) {
-        const why = error instanceof Error ? error.message : String(error);
+        // An ErrorEvent (a WebSocket failure) is no Error but has a message; secrets never reach the reason.
+        const message = (error as { message?: unknown } | null)?.message;
+        const why = redactSecrets(typeof message === "string" ? message : String(error));
         throw new RollbackRefusedError(drops, `the export before it failed (${why.slice(0, 200)})`);
       }
     },

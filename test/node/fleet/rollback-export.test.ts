@@ -15,6 +15,7 @@ import { exportDatabase } from "../../../src/control/export/engine.ts";
 import { dropGuard, RollbackRefusedError } from "../../../src/control/fleet/drop-guard.ts";
 import { migrations } from "../../../src/generated/migrations.ts";
 import { migrateDatabase, rollbackMigrations } from "../../../src/shared/migrations.ts";
+import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
 
 const run = promisify(execFile);
@@ -25,7 +26,8 @@ const created: TestDatabase[] = [];
 let dir: string;
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  // HTTP for the queries, the WebSocket session for the export's snapshot: both to the gateway.
+  applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   dir = await mkdtemp(join(tmpdir(), "tenantry-rollback-"));
 });
 afterAll(async () => {
