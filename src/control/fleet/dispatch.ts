@@ -47,13 +47,17 @@ export async function dispatch(deps: FleetDeps): Promise<{ queued: number }> {
   const runs = await deps.db.select().from(migrationRuns).where(eq(migrationRuns.status, "running"));
   let queued = 0;
   for (const run of runs) {
-    const phaseRows = await deps.db
-      .select({ status: runTenants.status, n: count() })
-      .from(runTenants)
-      .where(and(eq(runTenants.runId, run.id), eq(runTenants.phase, run.phase)))
-      .groupBy(runTenants.status);
+    // The phase's counts and the run's failures in one request.
+    const [phaseRows, [failed]] = await deps.db.batch([
+      deps.db
+        .select({ status: runTenants.status, n: count() })
+        .from(runTenants)
+        .where(and(eq(runTenants.runId, run.id), eq(runTenants.phase, run.phase)))
+        .groupBy(runTenants.status),
+      failures(deps, run.id),
+    ]);
     const n = (status: RunTenantState) => Number(phaseRows.find((row) => row.status === status)?.n ?? 0);
-    const step = dispatchStep(run, n, await failures(deps, run.id));
+    const step = dispatchStep(run, n, Number(failed?.n ?? 0));
     if (step.kind === "halt") {
       await halt(deps, run.id, step.reason);
     } else if (step.kind === "advance") {
@@ -127,13 +131,12 @@ async function pick(deps: FleetDeps, run: typeof migrationRuns.$inferSelect): Pr
   return picked;
 }
 
-/** Failed or drifted tenants of the whole run, every phase. */
-async function failures(deps: ControlDeps, runId: string): Promise<number> {
-  const [row] = await deps.db
+/** The query counting failed or drifted tenants of the whole run, every phase. */
+function failures(deps: ControlDeps, runId: string) {
+  return deps.db
     .select({ n: count() })
     .from(runTenants)
     .where(and(eq(runTenants.runId, runId), inArray(runTenants.status, ["failed", "drift"])));
-  return Number(row?.n ?? 0);
 }
 
 async function halt(deps: FleetDeps, runId: string, reason: string): Promise<void> {

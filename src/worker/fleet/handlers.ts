@@ -19,7 +19,11 @@ import { controlDepsFrom } from "../admin/deps.ts";
 import { createLogger, type Logger } from "../http/log.ts";
 import { configureEndpoint } from "../tenant-db/middleware.ts";
 
-/** Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests). */
+/**
+ * Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests, one
+ * connection at a time, so 4 stay under the 6 connections of an invocation). wrangler.toml's
+ * max_batch_size matches it.
+ */
 const BATCH_PARALLELISM = 4;
 
 export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
@@ -145,7 +149,8 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
         continue;
       }
       try {
-        const outcome = await applyTenant(deps, message.body);
+        const outcome = await applyTenant(deps, message.body, { dispatch: false });
+        dispatchAfter = true;
         log.log(outcome === "done" || outcome === "skipped" ? "info" : "warn", "fleet_tenant", {
           runId: message.body.runId,
           tenantId: message.body.tenantId,
@@ -163,5 +168,12 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
       }
     }
   };
+  let dispatchAfter = false;
   await Promise.all(Array.from({ length: Math.min(BATCH_PARALLELISM, messages.length) }, worker));
+  // One dispatch for the batch's finished tenants (not one per tenant); the cron catches up if it fails.
+  if (dispatchAfter) {
+    await dispatch(deps).catch((error: unknown) => {
+      log.log("error", "fleet_dispatch_failed", { errorName: (error as Error)?.name ?? "Error" });
+    });
+  }
 }
