@@ -2,7 +2,7 @@
  * Benchmark runner: `npx tsx bench/run.ts [--only NAME[,NAME]] [--quick] [suite flags…]`.
  *
  * Runs every suite in bench/suites/ (or the ones named), prints a table per suite and writes
- * bench/results/latest.json. Unknown flags are kept for the suites that read them.
+ * bench/results/latest.json (after each suite). Unknown flags are kept for the suites that read them.
  */
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
@@ -112,6 +112,8 @@ async function main(): Promise<number> {
   };
   console.log(`node ${report.node}, ${report.cpu} × ${report.cores}${quick ? ", quick mode" : ""}`);
 
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const out = join(RESULTS_DIR, "latest.json");
   let failed = 0;
   for (const suite of selected) {
     process.stderr.write(`running ${suite.name}…\n`);
@@ -129,11 +131,10 @@ async function main(): Promise<number> {
       console.error(`\n== ${suite.name} FAILED\n${message}`);
       report.suites[suite.name] = { error: error instanceof Error ? error.message : String(error) };
     }
+    // Written after every suite, so a long run stopped midway keeps what it measured.
+    await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
   }
 
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const out = join(RESULTS_DIR, "latest.json");
-  await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
   return failed > 0 ? 1 : 0;
 }
