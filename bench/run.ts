@@ -2,9 +2,9 @@
  * Benchmark runner: `npx tsx bench/run.ts [--only NAME[,NAME]] [--quick] [suite flags…]`.
  *
  * Runs every suite in bench/suites/ (or the ones named), prints a table per suite and writes
- * bench/results/latest.json (after each suite). Unknown flags are kept for the suites that read them.
+ * bench/results/latest.json after each suite (suites not run keep their earlier results). Unknown flags are kept for the suites that read them.
  */
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -61,6 +61,22 @@ function printResult(suite: Suite, result: SuiteResult): void {
     const width = Math.max(...derived.map(([key]) => key.length));
     for (const [key, value] of derived) console.log(`${key.padEnd(width)}  ${value}`);
   }
+}
+
+/**
+ * Writes `report`, keeping the suites of the file's earlier runs that this run did not run (each
+ * suite carries its own `date`): `--only` runs of different suites add up in one file.
+ */
+async function writeResults(out: string, report: { suites: Record<string, unknown> }): Promise<void> {
+  let earlier: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(await readFile(out, "utf8")) as { suites?: Record<string, unknown> };
+    earlier = parsed.suites ?? {};
+  } catch {
+    // No earlier file, or not ours: start afresh.
+  }
+  const merged = { ...report, suites: { ...earlier, ...report.suites } };
+  await writeFile(out, `${JSON.stringify(merged, null, 2)}\n`);
 }
 
 async function main(): Promise<number> {
@@ -123,6 +139,7 @@ async function main(): Promise<number> {
       printResult(suite, result);
       report.suites[suite.name] = {
         ...result,
+        date: new Date().toISOString(),
         durationMs: Math.round(performance.now() - started),
       };
     } catch (error) {
@@ -132,7 +149,7 @@ async function main(): Promise<number> {
       report.suites[suite.name] = { error: error instanceof Error ? error.message : String(error) };
     }
     // Written after every suite, so a long run stopped midway keeps what it measured.
-    await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
+    await writeResults(out, report);
   }
 
   console.log(`\nwrote ${out}`);
