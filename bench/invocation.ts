@@ -81,7 +81,7 @@ export function runInvocation<T>(invocation: Invocation, work: () => Promise<T>)
 
 /** A fetch function that counts each call as a subrequest of the current invocation. */
 export function invocationFetch(inner: FetchFunction): FetchFunction {
-  return (input, init) => {
+  return async (input, init) => {
     const invocation = current.getStore();
     if (!invocation) return inner(input, init);
     invocation.subrequest();
@@ -104,7 +104,7 @@ export interface KvLike {
 export function countingKv(inner: KvLike, invocation: Invocation): KvLike {
   const counted =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    (...args: A) => {
+    async (...args: A) => {
       invocation.kvOperation();
       return invocation.connection(() => fn(...args));
     };
