@@ -79,7 +79,8 @@ export async function dispatch(deps: FleetDeps): Promise<{ queued: number }> {
  */
 async function queue(deps: FleetDeps, run: typeof migrationRuns.$inferSelect, free: number): Promise<number> {
   const stale = new Date(Date.now() - REQUEUE_AFTER_MS).toISOString();
-  const picked = free ? await pick(deps, run) : [];
+  // The pick is the last request before the send: a failure between them would leave the picked
+  // tenants queued with no message until they go stale (10 minutes, then a dispatch re-sends them).
   const resend = await deps.db
     .update(runTenants)
     .set({ queuedAt: new Date().toISOString() })
@@ -92,6 +93,7 @@ async function queue(deps: FleetDeps, run: typeof migrationRuns.$inferSelect, fr
       ),
     )
     .returning({ tenantId: runTenants.tenantId });
+  const picked = free ? await pick(deps, run) : [];
   const messages = [...picked, ...resend].map((row) => ({
     kind: "migrate" as const,
     runId: run.id,

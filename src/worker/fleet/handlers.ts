@@ -25,6 +25,8 @@ import { configureEndpoint } from "../tenant-db/middleware.ts";
  * max_batch_size matches it.
  */
 const BATCH_PARALLELISM = 4;
+/** Tries at the dispatch that ends a batch. */
+const DISPATCH_ATTEMPTS = 2;
 
 export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
   configureEndpoint(env.NEON_FETCH_ENDPOINT);
@@ -170,10 +172,15 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
   };
   let dispatchAfter = false;
   await Promise.all(Array.from({ length: Math.min(BATCH_PARALLELISM, messages.length) }, worker));
-  // One dispatch for the batch's finished tenants (not one per tenant); the cron catches up if it fails.
-  if (dispatchAfter) {
-    await dispatch(deps).catch((error: unknown) => {
-      log.log("error", "fleet_dispatch_failed", { errorName: (error as Error)?.name ?? "Error" });
-    });
+  // One dispatch for the batch's finished tenants (not one per tenant), tried twice: when every
+  // batch in flight fails to dispatch, only the cron (every 15 minutes) moves the run on.
+  for (let attempt = 1; dispatchAfter && attempt <= DISPATCH_ATTEMPTS; attempt += 1) {
+    try {
+      await dispatch(deps);
+      break;
+    } catch (error) {
+      log.log("error", "fleet_dispatch_failed", { errorName: (error as Error)?.name ?? "Error", attempt });
+      if (attempt < DISPATCH_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
   }
 }
