@@ -407,6 +407,7 @@ function projectFigures(label: string, tenants: number, base: BaselineResult, re
     [`${label}: tenant databases not at the latest version`]: result.wrong,
     [`${label}: tenants not recorded at the latest version in the control plane`]: result.behind,
     [`${label}: run status`]: rollout.progress.status,
+    [`${label}: cron dispatches needed to finish`]: rollout.cronDispatches,
     [`${label}: consumer invocations`]: invocations.length,
     [`${label}: most consumer invocations at once`]: rollout.queue.peakRunning,
     [`${label}: messages sent / redelivered / dead-lettered`]: `${rollout.queue.sent} / ${rollout.queue.retried} / ${rollout.queue.dead}`,

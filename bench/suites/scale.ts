@@ -24,7 +24,8 @@
  * platform takes the requests each tenant made here (consumer subrequests / tenants, its dispatch
  * share included), each costing one round trip, plus one wake-up per tenant, for as many tenants
  * at once as the run's concurrency and the consumers (max_concurrency × batch size) allow, and
- * never faster than the queue's 5,000 messages/s; plus the start request's own round trips.
+ * never faster than the queue's 5,000 messages/s; plus the start request's own round trips, and
+ * 15 minutes for each cron dispatch the run needed after its consumers went quiet.
  */
 import { neonConfig } from "@neondatabase/serverless";
 import { ensureControlDatabase, memoryKv } from "../../src/dev/seed.ts";
@@ -138,6 +139,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     const perTenantMs = perTenantRequests * profile.options.rttMs + profile.options.wakeMs;
     const atOnce = Math.min(concurrency, settings.maxConcurrency * Math.min(settings.maxBatchSize, 4));
     const predictedMs =
+      rollout.cronDispatches * 15 * 60_000 +
       rollout.starter.subrequests * profile.options.rttMs +
       Math.max((tenants * perTenantMs) / atOnce, (tenants / QUEUE_MESSAGES_PER_SECOND) * 1_000);
     const maxKv = peak(all, (i) => i.kvOperations);
@@ -177,6 +179,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       [`${label}: rollout most consumer invocations at once`]: rollout.queue.peakRunning,
       [`${label}: rollout messages sent / redelivered / dead-lettered`]: `${rollout.queue.sent} / ${rollout.queue.retried} / ${rollout.queue.dead}`,
       [`${label}: rollout tenant database wake-ups`]: profile.wakes,
+      [`${label}: rollout cron dispatches needed to finish (15 min each at the platform)`]: rollout.cronDispatches,
       [`${label}: rollout max KV operations per invocation`]: peak(
         [rollout.starter, ...consumers],
         (i) => i.kvOperations,
