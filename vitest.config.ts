@@ -28,6 +28,7 @@ export default defineConfig({
                 LOCAL_PROVISIONER_URL: inject("adminUrl"),
                 NEON_API_KEY: "",
                 EXPORT_SIGNING_KEY: `${String(inject("adminJwtSecret"))}-exports`,
+                CONSOLE_SESSION_SECRET: `${String(inject("adminJwtSecret"))}-console`,
                 DB_TIMEOUT_MS: "3000",
                 LOG_LEVEL: "warn",
               },

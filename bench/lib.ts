@@ -70,14 +70,24 @@ async function drive(fn: () => Promise<unknown>, count: number, concurrency: num
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
 }
 
-/** Runs `fn` `warmup` times untimed, then `iterations` times timed, `concurrency` at once. */
-export async function measure(fn: () => Promise<unknown>, options: MeasureOptions): Promise<Measurement> {
-  const concurrency = options.concurrency ?? 1;
-  if (options.warmup) await drive(fn, options.warmup, concurrency);
+/** One timed run: every call's duration and the wall time of the whole run, in ms. */
+export interface Timed {
+  readonly times: readonly number[];
+  readonly wallMs: number;
+}
+
+/** Calls `fn` `iterations` times, `concurrency` at once, timing each call and the whole run. */
+export async function timeCalls(fn: () => Promise<unknown>, iterations: number, concurrency = 1): Promise<Timed> {
   const times: number[] = [];
   const started = performance.now();
-  await drive(fn, options.iterations, concurrency, times);
-  const wall = performance.now() - started;
+  await drive(fn, iterations, concurrency, times);
+  return { times, wallMs: performance.now() - started };
+}
+
+/** Percentiles and throughput of one or more timed runs (their calls pooled, their walls added). */
+export function summarize(runs: readonly Timed[], concurrency: number): Measurement {
+  const times = runs.flatMap((run) => run.times);
+  const wall = runs.reduce((total, run) => total + run.wallMs, 0);
   const sum = times.reduce((total, time) => total + time, 0);
   // Microsecond precision is all a JavaScript timer loop can honestly claim.
   const round = (value: number) => Math.round(value * 1000) / 1000;
@@ -91,6 +101,34 @@ export async function measure(fn: () => Promise<unknown>, options: MeasureOption
     max: round(Math.max(...times)),
     opsPerSec: Math.round((times.length / wall) * 1000),
   };
+}
+
+/** Runs `fn` `warmup` times untimed, then `iterations` times timed, `concurrency` at once. */
+export async function measure(fn: () => Promise<unknown>, options: MeasureOptions): Promise<Measurement> {
+  const concurrency = options.concurrency ?? 1;
+  if (options.warmup) await drive(fn, options.warmup, concurrency);
+  return summarize([await timeCalls(fn, options.iterations, concurrency)], concurrency);
+}
+
+/**
+ * Measures several cases in alternating rounds (A B C A B C …) after warming each, so drift on a
+ * shared machine (other work starting or stopping) hits every case alike rather than whichever
+ * ran last. Each case is a runner that performs `iterations` calls `concurrency` at once.
+ */
+export async function measureAlternating(
+  cases: Readonly<Record<string, (iterations: number, concurrency: number) => Promise<Timed>>>,
+  options: MeasureOptions & { readonly rounds: number },
+): Promise<Record<string, Measurement>> {
+  const concurrency = options.concurrency ?? 1;
+  const names = Object.keys(cases);
+  const runs = new Map<string, Timed[]>(names.map((name) => [name, []]));
+  if (options.warmup) for (const name of names) await cases[name]?.(options.warmup, concurrency);
+  const perRound = Math.max(1, Math.round(options.iterations / options.rounds));
+  for (let round = 0; round < options.rounds; round += 1) {
+    for (const name of names)
+      runs.get(name)?.push(await (cases[name] as NonNullable<(typeof cases)[string]>)(perRound, concurrency));
+  }
+  return Object.fromEntries(names.map((name) => [name, summarize(runs.get(name) ?? [], concurrency)]));
 }
 
 /** A ratio rounded for reading: 2 decimals. */

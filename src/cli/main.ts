@@ -53,7 +53,8 @@ exports (gzip SQL dumps in R2; restore: gunzip -c FILE | psql -v ON_ERROR_STOP=1
   exports show EXPORT_ID [--wait]
   exports download EXPORT_ID --output FILE
 tokens
-  token --tenant SLUG [--sub SUBJECT] [--ttl SECONDS]     tenant access token (dev; at most 86400 s)
+  token --tenant SLUG [--sub SUBJECT] [--ttl SECONDS] [--scope "catalog:write"]
+                                     tenant access token (dev; at most 86400 s)
   token --admin [--scope "tenants:read ..."] [--sub S]    admin token (dev)
 
 Every command takes --json. Environment: TENANTRY_URL (default http://admin.localhost:8787),

@@ -8,6 +8,8 @@ import { configVar, devSecret } from "./session.ts";
 
 export const MAX_DEV_TOKEN_SECONDS = 86_400;
 const SLUG = /^[a-z][a-z0-9-]{1,30}[a-z0-9]$/;
+/** A space-separated list of scope names (`catalog:write`, `tenants:read tenants:write`). */
+const SCOPES = /^[A-Za-z0-9_:.-]+( [A-Za-z0-9_:.-]+)*$/;
 
 function needSecret(name: string): string {
   const secret = devSecret(name);
@@ -24,6 +26,9 @@ export async function tokenCommand(args: string[]): Promise<void> {
     ttl: { type: "string", default: "3600" },
   });
   const ttlSeconds = positiveInt(values.ttl, "--ttl (seconds)", MAX_DEV_TOKEN_SECONDS) ?? 3600;
+  if (values.scope !== undefined && !SCOPES.test(values.scope)) {
+    throw new UsageError('--scope takes scope names separated by single spaces, e.g. "catalog:write"');
+  }
   let jwt: string;
   let label: string;
   if (values.admin) {
@@ -50,8 +55,9 @@ export async function tokenCommand(args: string[]): Promise<void> {
       tenant,
       sub,
       ttlSeconds,
+      ...(values.scope === undefined ? {} : { scope: values.scope }),
     });
-    label = `token for tenant ${tenant}, subject ${sub}`;
+    label = `token for tenant ${tenant}, subject ${sub}${values.scope === undefined ? "" : ` (${values.scope})`}`;
   }
   if (values.json) console.log(JSON.stringify({ token: jwt, expiresIn: ttlSeconds }));
   else {

@@ -15,6 +15,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
 } from "drizzle-orm/pg-core";
 import { timestamptz } from "./timestamp.ts";
 
@@ -104,28 +105,39 @@ export const auditLog = pgTable(
 
 export const RUN_STATES = ["running", "halted", "completed", "cancelled"] as const;
 export type RunState = (typeof RUN_STATES)[number];
+/** The partial unique index that allows one running run: its violation means "another run is running". */
+export const ONE_RUNNING_RUN = "migration_runs_one_running";
 
-/** A fleet migration run: canary first, then waves, bounded concurrency, a failure threshold. */
-export const migrationRuns = pgTable("migration_runs", {
-  id: text("id").primaryKey(),
-  /** apply: bring tenants up to `target`; rollback: undo the last `steps` migrations. */
-  kind: text("kind", { enum: ["apply", "rollback"] }).notNull(),
-  target: text("target"),
-  steps: integer("steps"),
-  /** Apply then roll back in the same transaction: reports per tenant, changes nothing. */
-  dryRun: boolean("dry_run").notNull().default(false),
-  status: text("status", { enum: RUN_STATES }).notNull(),
-  concurrency: integer("concurrency").notNull(),
-  maxFailures: integer("max_failures").notNull(),
-  /** Phase being worked on: 0 is the canary, 1.. the waves. */
-  phase: integer("phase").notNull().default(0),
-  phases: integer("phases").notNull(),
-  haltReason: text("halt_reason"),
-  createdBy: text("created_by").notNull(),
-  createdAt: timestamptz("created_at").notNull().default(sql`now()`),
-  updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
-  finishedAt: timestamptz("finished_at"),
-});
+/**
+ * A fleet migration run: canary first, then waves, bounded concurrency, a failure threshold.
+ * At most one runs at a time, kept by the database (a partial unique index), not by a read before
+ * the insert: two starts at once would both see none running, and an apply and a rollback would
+ * then work on the same tenants together.
+ */
+export const migrationRuns = pgTable(
+  "migration_runs",
+  {
+    id: text("id").primaryKey(),
+    /** apply: bring tenants up to `target`; rollback: undo the last `steps` migrations. */
+    kind: text("kind", { enum: ["apply", "rollback"] }).notNull(),
+    target: text("target"),
+    steps: integer("steps"),
+    /** Apply then roll back in the same transaction: reports per tenant, changes nothing. */
+    dryRun: boolean("dry_run").notNull().default(false),
+    status: text("status", { enum: RUN_STATES }).notNull(),
+    concurrency: integer("concurrency").notNull(),
+    maxFailures: integer("max_failures").notNull(),
+    /** Phase being worked on: 0 is the canary, 1.. the waves. */
+    phase: integer("phase").notNull().default(0),
+    phases: integer("phases").notNull(),
+    haltReason: text("halt_reason"),
+    createdBy: text("created_by").notNull(),
+    createdAt: timestamptz("created_at").notNull().default(sql`now()`),
+    updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
+    finishedAt: timestamptz("finished_at"),
+  },
+  (t) => [uniqueIndex(ONE_RUNNING_RUN).on(t.status).where(sql`${t.status} = 'running'`)],
+);
 
 export const RUN_TENANT_STATES = ["pending", "queued", "running", "done", "failed", "drift", "skipped"] as const;
 export type RunTenantState = (typeof RUN_TENANT_STATES)[number];

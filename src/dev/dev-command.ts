@@ -13,7 +13,7 @@ import { getPlatformProxy } from "wrangler";
 import { projectRoot, WRANGLER_ENV, wranglerConfigPath, wranglerVars } from "../cli/project-config.ts";
 import type { KvStore } from "../control/tenants/deps.ts";
 import { reconcile } from "../control/tenants/reconcile.ts";
-import { mintTenantToken } from "../shared/tokens.ts";
+import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../shared/tokens.ts";
 import { ensureDevVars } from "./dev-vars.ts";
 import { DEMO_TENANTS, ensureControlDatabase, type SeededTenant, seedDemoTenants, seedDeps } from "./seed.ts";
 import { startLocalStack } from "./stack.ts";
@@ -114,7 +114,21 @@ try {
   });
   await waitForWorker(`http://127.0.0.1:${WORKER_PORT}/healthz`, wrangler, 60_000);
 
-  const { JWT_ISSUER = "", JWT_AUDIENCE = "" } = wranglerVars();
+  const {
+    JWT_ISSUER = "",
+    JWT_AUDIENCE = "",
+    ADMIN_HOST = "admin.localhost",
+    ADMIN_JWT_ISSUER = "",
+    ADMIN_JWT_AUDIENCE = "",
+  } = wranglerVars();
+  const adminToken = await mintAdminToken({
+    secret: vars.ADMIN_JWT_SECRET as string,
+    issuer: ADMIN_JWT_ISSUER,
+    audience: ADMIN_JWT_AUDIENCE,
+    sub: "dev@localhost",
+    scope: ALL_ADMIN_SCOPES,
+    ttlSeconds: 86_400,
+  });
   const tokens = await Promise.all(
     seeded.map((t) =>
       mintTenantToken({
@@ -134,6 +148,10 @@ Tenantry is running.
   Worker    http://127.0.0.1${base}   (tenants: ${seeded.map((t) => `http://${t.kv.find((e) => e.key.startsWith("host:"))?.key.slice(5) ?? t.slug}${base}`).join(", ")})
   Gateway   ${stack.gateway.url}
   Postgres  ${stack.postgres.url.replace(/:[^:@/]+@/, ":****@")}
+
+Operator console: http://${ADMIN_HOST}${base}/  (open it in a browser; *.localhost is this machine)
+  Sign in with this admin token (every scope, valid 24 h; mint more with: npx tenantry token --admin | tail -1):
+  ${adminToken}
 
 Try it (tokens are valid for 24 h; mint more with: npx tenantry token --tenant acme --sub alice):
   curl http://acme.localhost${base}/api/products

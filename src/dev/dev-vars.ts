@@ -19,6 +19,7 @@ export function ensureDevVars(extra: Record<string, string> = {}): Record<string
     JWT_SECRET: current.JWT_SECRET ?? randomBytes(32).toString("hex"),
     ADMIN_JWT_SECRET: current.ADMIN_JWT_SECRET ?? randomBytes(32).toString("hex"),
     EXPORT_SIGNING_KEY: current.EXPORT_SIGNING_KEY ?? randomBytes(32).toString("hex"),
+    CONSOLE_SESSION_SECRET: current.CONSOLE_SESSION_SECRET ?? randomBytes(32).toString("hex"),
     DB_ENCRYPTION_KEYS: current.DB_ENCRYPTION_KEYS ?? `k1:${generateKey()}`,
     // Declared required for deploys; empty here means "no Neon provisioner" (local databases only),
     // and keeps wrangler from warning about a missing secret on every start.

@@ -117,7 +117,7 @@ export function seedDeps(
     encryptionKeys,
     provisioners: {
       local: createLocalProvisioner({ adminUrl, regions: LOCAL_REGIONS }),
-      url: createUrlProvisioner(LOCAL_REGIONS),
+      url: createUrlProvisioner(LOCAL_REGIONS, ["localhost", "127.0.0.1"]),
     },
     defaultProvisioner: "local",
     tenantBundle: migrations,

@@ -46,5 +46,13 @@ export const controlMigrations: MigrationBundle = [
       "ALTER TABLE \"tenants\" ADD COLUMN \"onboarding_lease_until\" timestamp with time zone;"
     ],
     "down": null
+  },
+  {
+    "name": "0004_one_running_run",
+    "checksum": "ca77f8203c8359c7e2b8636acb2e7ec7615ad71d1650326470d5c65fb5d8c58e",
+    "statements": [
+      "CREATE UNIQUE INDEX \"migration_runs_one_running\" ON \"migration_runs\" USING btree (\"status\") WHERE \"migration_runs\".\"status\" = 'running';"
+    ],
+    "down": null
   }
 ];

@@ -14,6 +14,7 @@ export type ErrorCode =
   | "unauthorized"
   | "tenant_mismatch"
   | "forbidden"
+  | "csrf_failed"
   | "validation_failed"
   | "not_found"
   | "method_not_allowed"
@@ -26,6 +27,8 @@ export type ErrorCode =
   | "db_unavailable"
   | "region_unsupported"
   | "provisioner_unavailable"
+  | "url_provisioner_disabled"
+  | "url_host_not_allowed"
   | "onboarding_failed"
   | "confirmation_required"
   | "invalid_state"
@@ -44,6 +47,7 @@ const TITLES: Record<ErrorCode, string> = {
   unauthorized: "Unauthorized",
   tenant_mismatch: "Token belongs to another tenant",
   forbidden: "Forbidden",
+  csrf_failed: "Cross-site request refused",
   validation_failed: "Validation failed",
   not_found: "Not found",
   method_not_allowed: "Method not allowed",
@@ -56,6 +60,8 @@ const TITLES: Record<ErrorCode, string> = {
   db_unavailable: "Database unavailable",
   region_unsupported: "Region not supported",
   provisioner_unavailable: "Provisioner not configured",
+  url_provisioner_disabled: "The url provisioner is off",
+  url_host_not_allowed: "Database host not allowed",
   onboarding_failed: "Onboarding failed",
   confirmation_required: "Confirmation required",
   invalid_state: "Invalid state for this action",

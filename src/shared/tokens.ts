@@ -52,4 +52,19 @@ export async function mintAdminToken(input: AdminTokenInput): Promise<string> {
     .sign(new TextEncoder().encode(input.secret));
 }
 
-export const ALL_ADMIN_SCOPES = "tenants:read tenants:write tenants:delete fleet:run exports:read";
+/**
+ * Every admin scope, the one list the admin API's route guards and the CLI's tokens both use.
+ * What each grants is in docs/operating.md. Reading exports and making them are apart: a new export
+ * or a download link hands out a tenant's whole database.
+ */
+export const ADMIN_SCOPES = [
+  "tenants:read",
+  "tenants:write",
+  "tenants:delete",
+  "fleet:run",
+  "exports:read",
+  "exports:create",
+] as const;
+export type AdminScope = (typeof ADMIN_SCOPES)[number];
+
+export const ALL_ADMIN_SCOPES = ADMIN_SCOPES.join(" ");

@@ -1,11 +1,12 @@
 /**
- * The Worker's Hono apps. Requests for ADMIN_HOST go to the admin API (control plane) and nothing
- * else; every other host goes through the tenant edge: resolution, auth, the tenant's own database,
+ * The Worker's Hono apps. Requests for ADMIN_HOST go to the admin API (control plane: `/v1/*` and
+ * `/openapi.json`) or the operator console (every other path); every other host goes through the tenant edge: resolution, auth, the tenant's own database,
  * the demo store routes. Both share request ids, structured logs and one RFC 9457 error handler.
  */
 import { Hono as HonoApp } from "hono";
 import { normalizeHost } from "../shared/host.ts";
 import { createAdminApp } from "./admin/app.ts";
+import { createConsoleApp } from "./console/app.ts";
 import { tenantResolver } from "./edge/middleware.ts";
 import { downloadExport } from "./exports/download.ts";
 import { installCommon } from "./http/common.ts";
@@ -15,6 +16,7 @@ import type { AppEnv } from "./types.ts";
 
 export function createApp() {
   const admin = createAdminApp();
+  const operatorConsole = createConsoleApp();
   const tenant = installCommon(new HonoApp<AppEnv>());
   tenant.use(tenantResolver());
   tenant.get("/exports/:id", downloadExport);
@@ -25,7 +27,10 @@ export function createApp() {
   // The admin API exists on ADMIN_HOST only; on a tenant host its paths are just unknown routes.
   app.all("*", (c) => {
     const host = normalizeHost(new URL(c.req.url).hostname);
-    const target = host.ok && c.env.ADMIN_HOST && host.host === c.env.ADMIN_HOST ? admin : tenant;
+    const onAdminHost = host.ok && c.env.ADMIN_HOST && host.host === c.env.ADMIN_HOST;
+    const path = new URL(c.req.url).pathname;
+    const api = path.startsWith("/v1/") || path === "/openapi.json";
+    const target = onAdminHost ? (api ? admin : operatorConsole) : tenant;
     return target.fetch(c.req.raw, c.env, c.executionCtx);
   });
   return app;

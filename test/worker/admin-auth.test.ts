@@ -6,9 +6,15 @@
 import { env } from "cloudflare:test";
 import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../../src/shared/tokens.ts";
+import {
+  ADMIN_SCOPES,
+  type AdminScope,
+  ALL_ADMIN_SCOPES,
+  mintAdminToken,
+  mintTenantToken,
+} from "../../src/shared/tokens.ts";
 import { adminResources } from "../../src/worker/admin/app.ts";
-import { ADMIN_SCOPES, type AdminScope, scopeOf } from "../../src/worker/admin/auth.ts";
+import { scopeOf } from "../../src/worker/admin/auth.ts";
 import { call, json, seedKv, token } from "./support.ts";
 
 interface Problem {
@@ -271,6 +277,26 @@ describe("admin API scopes", () => {
     expect((await call(`${ADMIN}/v1/tenants/au-reader`, { token: reader })).status).toBe(404);
   });
 
+  it("exports:read may list exports but neither queue one nor mint a download link", async () => {
+    const reader = await adminToken("tenants:read exports:read");
+    const listed = await call(`${ADMIN}/v1/tenants/acme/exports`, { token: reader });
+    expect(listed.status).toBe(200);
+    const linkFor = (await listed.json()) as { items: { id: string }[] };
+    const id = linkFor.items[0]?.id ?? "au-nobody";
+    for (const path of ["/v1/tenants/acme/exports", `/v1/exports/${id}/link`]) {
+      const refused = await call(`${ADMIN}${path}`, { method: "POST", token: reader });
+      expect(refused.headers.get("www-authenticate")).toContain('scope="exports:create"');
+      await problem(refused, 403, "forbidden");
+    }
+    // exports:create gets past the check (an unknown export: 404).
+    const creator = await adminToken("exports:create");
+    await problem(
+      await call(`${ADMIN}/v1/exports/au-nobody/link`, { method: "POST", token: creator }),
+      404,
+      "not_found",
+    );
+  });
+
   it("tenants:write may create and suspend, but cannot delete without tenants:delete", async () => {
     const writer = await adminToken("tenants:read tenants:write");
     const created = await call(`${ADMIN}/v1/tenants`, {
@@ -320,10 +346,10 @@ const ROUTE_SCOPES: Record<string, AdminScope> = {
   "GET /v1/keys": "tenants:read",
   "POST /v1/keys/reencrypt": "tenants:write",
   "GET /v1/audit": "tenants:read",
-  "POST /v1/tenants/{slug}/exports": "exports:read",
+  "POST /v1/tenants/{slug}/exports": "exports:create",
   "GET /v1/tenants/{slug}/exports": "exports:read",
   "GET /v1/exports/{id}": "exports:read",
-  "POST /v1/exports/{id}/link": "exports:read",
+  "POST /v1/exports/{id}/link": "exports:create",
   "GET /v1/migrations/status": "tenants:read",
   "POST /v1/migrations/runs": "fleet:run",
   "GET /v1/migrations/runs/{id}": "tenants:read",

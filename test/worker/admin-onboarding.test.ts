@@ -206,7 +206,9 @@ describe("onboarding that fails for real is recorded as failed, then retried", (
     const flaky = deps(
       localWith((real) => async (request, previous) => {
         calls += 1;
-        if (calls === 1) throw new ProvisionerError("upstream_failed", "simulated outage");
+        // Driver text may carry a connection string, in any case (schemes are case-insensitive).
+        if (calls === 1)
+          throw new ProvisionerError("upstream_failed", "simulated outage at POSTGRESQL://app:hunter2@db/x");
         return real.provision(request, previous);
       }),
     );
@@ -216,7 +218,8 @@ describe("onboarding that fails for real is recorded as failed, then retried", (
 
     const failed = await getTenant(deps(), slug);
     expect(failed).toMatchObject({ status: "failed", failedStep: "provisioning" });
-    expect(failed.failureReason).toEqual(expect.any(String));
+    expect(failed.failureReason).toContain("simulated outage at POSTGRESQL://[redacted]");
+    expect(failed.failureReason).not.toContain("hunter2");
     expect((await resources(slug)).databases).toEqual([]);
     await expectNotServed(host);
 
@@ -368,6 +371,47 @@ describe("concurrent onboarding runs", () => {
     const refused = await call(`${ADMIN}/v1/tenants/${slug}/retry`, { method: "POST", token: admin });
     expect(refused.status).toBe(409);
     await expectExactlyOne(slug);
+  });
+
+  it("a delete while a run holds the tenant is refused with 409; deleted after it ends, it stays deleted", async () => {
+    const slug = "ob-delete-held";
+    const host = `shop.${slug}.localhost`;
+    await expect(createTenant(interruptedAt("created"), { slug, region: "local", domains: [host] })).rejects.toThrow(
+      OnboardingInterrupted,
+    );
+    const { gated, inProvision, proceed } = provisionGate();
+    const first = retryOnboarding(gated, slug);
+    await inProvision;
+    const refused = await call(`${ADMIN}/v1/tenants/${slug}?confirm=${slug}`, { method: "DELETE", token: admin });
+    proceed();
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { code: string }).code).toBe("conflict");
+    expect((await first).status).toBe("active");
+    const deleted = await call(`${ADMIN}/v1/tenants/${slug}?confirm=${slug}`, { method: "DELETE", token: admin });
+    expect(deleted.status).toBe(200);
+    expect(await shown(slug)).toMatchObject({ status: "deleted" });
+    expect(await resources(slug)).toEqual({ databases: [], roles: [] });
+    await expectNotServed(host);
+  });
+
+  it("a run whose lease lapsed cannot bring a tenant deleted under it back, nor leave its database", async () => {
+    const slug = "ob-delete-lapsed";
+    const host = `shop.${slug}.localhost`;
+    await expect(createTenant(interruptedAt("created"), { slug, region: "local", domains: [host] })).rejects.toThrow(
+      OnboardingInterrupted,
+    );
+    const { gated, inProvision, proceed } = provisionGate();
+    const first = retryOnboarding(gated, slug).catch((e: unknown) => e);
+    await inProvision;
+    // The run is slower than its lease: the lease lapses and the tenant is deleted meanwhile.
+    await leaveLease(slug, "past");
+    const deleted = await call(`${ADMIN}/v1/tenants/${slug}?confirm=${slug}`, { method: "DELETE", token: admin });
+    expect(deleted.status).toBe(200);
+    proceed();
+    expect(await first).toMatchObject({ status: 409, code: "invalid_state" });
+    expect(await shown(slug)).toMatchObject({ status: "deleted" });
+    expect(await resources(slug)).toEqual({ databases: [], roles: [] });
+    await expectNotServed(host);
   });
 
   it("a lease left by a run that died refuses retries until it lapses, then the retry resumes", async () => {

@@ -8,6 +8,7 @@
 import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
+import { redactSecrets } from "../../shared/redact.ts";
 import { type ExportState, exportsTable, tenants } from "../schema.ts";
 import { audit } from "../tenants/audit.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
@@ -171,9 +172,7 @@ export async function listExports(deps: ControlDeps, slug: string, limit = 20): 
 }
 
 const safeError = (error: unknown) =>
-  String((error as { message?: string })?.message ?? error)
-    .replace(/postgres(ql)?:\/\/\S+/gi, "[redacted]")
-    .slice(0, 500);
+  redactSecrets(String((error as { message?: string })?.message ?? error)).slice(0, 500);
 
 /**
  * Runs one export (queue consumer, or inline for the final export before a delete). Idempotent:
@@ -290,9 +289,8 @@ export async function finalExport(deps: ExportDeps, slug: string): Promise<Expor
   });
   const result = await runExport(deps, id);
   if (result.status !== "complete") {
-    throw new AppError(502, "onboarding_failed", "The final export failed: the tenant was not deleted.", {
-      extras: {},
-    });
+    // The export's own failure (its reason is on the export, GET /v1/exports/{id}), not onboarding's.
+    throw new AppError(502, "export_failed", `The final export ${id} failed: the tenant was not deleted.`);
   }
   return result;
 }

@@ -9,7 +9,7 @@
  * (`dispatch: false` here) rather than once per tenant: five control-database requests fewer on
  * every tenant's path.
  */
-import { neon } from "@neondatabase/serverless";
+import { type NeonQueryFunction, neon } from "@neondatabase/serverless";
 import { and, eq, ne, or, sql } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import {
@@ -19,6 +19,8 @@ import {
   migrateDatabase,
   rollbackMigrations,
 } from "../../shared/migrations.ts";
+import { redactSecrets } from "../../shared/redact.ts";
+import { appRoleGrants } from "../provisioners/neon/app-role.ts";
 import { migrationRuns, runTenants, tenants } from "../schema.ts";
 import { projectTenant } from "../tenants/projection.ts";
 import { migrationAad, ring } from "../tenants/secrets.ts";
@@ -53,7 +55,7 @@ const MAX_ERROR_LENGTH = 500;
 /** Error text safe to store and show: the database's own message, with any URL redacted. */
 function safeError(error: unknown): string {
   const e = error as { name?: string; code?: string; message?: string };
-  const message = String(e?.message ?? e?.name ?? "error").replace(/postgres(ql)?:\/\/\S+/gi, "[redacted]");
+  const message = redactSecrets(String(e?.message ?? e?.name ?? "error"));
   return `${typeof e?.code === "string" ? `${e.code}: ` : ""}${message}`.slice(0, MAX_ERROR_LENGTH);
 }
 
@@ -142,6 +144,19 @@ async function claim(deps: FleetDeps, message: MigrateMessage): Promise<Claimed 
   return claimed.length === 0 ? undefined : { run, row, tenant, started };
 }
 
+/**
+ * A Neon tenant's app role gets DML rights only and leaves `neon_superuser`, every apply run: tenants
+ * provisioned before the app role was made with SQL (neon/app-role.ts) had it made through the Neon
+ * API, a `neon_superuser` member. Run by the fleet rather than as a tenant migration: the role's
+ * name is in the control plane (resource_ref), not in the tenant database, and a run gives canary,
+ * waves and per-tenant failures for free. Idempotent: the grants repeat, the revoke is guarded.
+ */
+async function leastPrivilegeAppRole(db: NeonQueryFunction<false, false>, tenant: Tenant): Promise<void> {
+  const appRole = tenant.resourceRef?.appRole;
+  if (tenant.provisioner !== "neon" || !appRole) return;
+  await db.transaction(appRoleGrants(appRole).map((statement) => db.query(statement)));
+}
+
 /** Applies (or dry-runs, or rolls back) the run's change on the tenant's database. Never throws. */
 async function migrate(deps: FleetDeps, run: Run, tenant: Tenant | undefined): Promise<Attempt> {
   let result: Record<string, unknown> = {};
@@ -169,6 +184,7 @@ async function migrate(deps: FleetDeps, run: Run, tenant: Tenant | undefined): P
         : await migrateDatabase(db, deps.tenantBundle, target);
       result = { applied: applied.applied, dryRun: run.dryRun };
       toVersion = applied.version;
+      if (!run.dryRun) await leastPrivilegeAppRole(db, tenant);
     }
     return { outcome: "done", error: null, result, toVersion, failedMigration: undefined };
   } catch (caught) {

@@ -13,8 +13,17 @@
 import { and, asc, count, desc, eq, inArray, min, sql } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import type { MigrationBundle } from "../../shared/migrations.ts";
-import { auditLog, migrationRuns, type RunState, type RunTenantState, runTenants, tenants } from "../schema.ts";
+import {
+  auditLog,
+  migrationRuns,
+  ONE_RUNNING_RUN,
+  type RunState,
+  type RunTenantState,
+  runTenants,
+  tenants,
+} from "../schema.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
+import { isUniqueViolation } from "../tenants/rows.ts";
 import { dispatch, type FleetDeps, setRun } from "./dispatch.ts";
 import { phaseCount, planPhases, unknownCanaries } from "./plan.ts";
 
@@ -90,6 +99,20 @@ function checkRunOptions(deps: FleetDeps, options: RunOptions): { kind: "apply" 
   return { kind, target };
 }
 
+/**
+ * Makes a run `running`; when another one already is, the partial unique index refuses the write
+ * (the read before it is only for a friendlier answer) and the caller gets the same 409 `conflict`.
+ */
+async function oneRunning(write: () => Promise<unknown>): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    if (isUniqueViolation(error, ONE_RUNNING_RUN))
+      throw new AppError(409, "conflict", "Another run is still running: cancel or finish it first.", { cause: error });
+    throw error;
+  }
+}
+
 export async function startRun(deps: FleetDeps, options: RunOptions): Promise<RunProgress> {
   const { kind, target } = checkRunOptions(deps, options);
   const running = await deps.db
@@ -116,19 +139,21 @@ export async function startRun(deps: FleetDeps, options: RunOptions): Promise<Ru
     wave: options.wave,
   });
   const id = newRunId();
-  await deps.db.insert(migrationRuns).values({
-    id,
-    kind,
-    target,
-    steps: kind === "rollback" ? (options.steps ?? null) : null,
-    dryRun: options.dryRun ?? false,
-    status: planned.length === 0 ? "completed" : "running",
-    concurrency: Math.max(1, Math.min(250, options.concurrency ?? 10)),
-    maxFailures: Math.max(0, options.maxFailures ?? 10),
-    phases: phaseCount(planned),
-    createdBy: deps.actor,
-    ...(planned.length === 0 ? { finishedAt: new Date().toISOString() } : {}),
-  });
+  await oneRunning(() =>
+    deps.db.insert(migrationRuns).values({
+      id,
+      kind,
+      target,
+      steps: kind === "rollback" ? (options.steps ?? null) : null,
+      dryRun: options.dryRun ?? false,
+      status: planned.length === 0 ? "completed" : "running",
+      concurrency: Math.max(1, Math.min(250, options.concurrency ?? 10)),
+      maxFailures: Math.max(0, options.maxFailures ?? 10),
+      phases: phaseCount(planned),
+      createdBy: deps.actor,
+      ...(planned.length === 0 ? { finishedAt: new Date().toISOString() } : {}),
+    }),
+  );
   // Inserted in pages: one statement per 500 tenants keeps each request small.
   for (let start = 0; start < planned.length; start += 500) {
     await deps.db
@@ -227,7 +252,7 @@ export async function resumeRun(deps: FleetDeps, runId: string): Promise<RunProg
     .where(and(eq(runTenants.runId, runId), eq(runTenants.status, "pending")));
   const phase = Math.min(run.phase, earliest?.phase ?? run.phase);
   // The failure that halted it is cleared: the threshold counts from here.
-  await setRun(deps, runId, { status: "running", phase, haltReason: null, finishedAt: null });
+  await oneRunning(() => setRun(deps, runId, { status: "running", phase, haltReason: null, finishedAt: null }));
   await dispatch(deps);
   return runProgress(deps, runId);
 }

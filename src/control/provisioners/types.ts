@@ -56,4 +56,9 @@ export interface Provisioner {
   deprovision(request: ProvisionRequest, ref: ResourceRef): Promise<void>;
   /** Whether the database named by `ref` still exists (for checks after delete). */
   exists(request: ProvisionRequest, ref: ResourceRef): Promise<boolean>;
+  /**
+   * For a provisioner that takes the caller's connection string (`url`): throws a 422 `AppError`
+   * unless the Worker may connect where it points. `path` names the input field in the error.
+   */
+  checkConnection?(uri: string, path: string): void;
 }

@@ -61,6 +61,11 @@ async function urlSecrets(
       extras: { errors: [{ path: "connectionString", message: "required for provisioner url" }] },
     });
   }
+  // The Worker will call these hosts (migrations now, tenant requests later): only allowed ones.
+  const provisioner = provisionerFor(deps, "url");
+  provisioner.checkConnection?.(input.connectionString, "connectionString");
+  if (input.migrationConnectionString)
+    provisioner.checkConnection?.(input.migrationConnectionString, "migrationConnectionString");
   return sealConnections(deps, id, input.connectionString, input.migrationConnectionString ?? input.connectionString);
 }
 

@@ -3,13 +3,21 @@
  * resuming it (the edge answers a suspended tenant's requests with 403 but keeps its records), and
  * deleting it. Each change is committed in the control database first and projected to KV after.
  */
-import { and, asc, eq, gt, inArray, type SQL } from "drizzle-orm";
+import { and, asc, eq, gt, inArray, ne, type SQL } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import { domains, type TenantState, tenants } from "../schema.ts";
 import { audited } from "./audit.ts";
 import { type ControlDeps, provisionerFor } from "./deps.ts";
 import { projectTenant } from "./projection.ts";
-import { domainsOf, loadBySlug, type TenantView, updateTenant, view } from "./rows.ts";
+import {
+  domainsOf,
+  loadBySlug,
+  onboardingLeaseFree,
+  type TenantRow,
+  type TenantView,
+  updateTenant,
+  view,
+} from "./rows.ts";
 
 export async function getTenant(deps: ControlDeps, slug: string): Promise<TenantView> {
   const row = await loadBySlug(deps, slug);
@@ -81,6 +89,26 @@ export const resumeTenant = (deps: ControlDeps, slug: string) =>
   setStatus(deps, slug, "tenant.resume", "suspended", "active");
 
 /**
+ * The delete's first write, and its only check against onboarding: `deleting` is set in one statement
+ * only while no onboarding run holds the tenant's lease (409 `conflict` while one does, as a second
+ * onboarding run gets). From then on onboarding's own writes, guarded by status, cannot move the
+ * tenant back, and onboarding refuses a `deleting` tenant; an interrupted delete is resumed by
+ * deleting again. Answers the row as it is when another delete has finished first.
+ */
+async function markDeleting(deps: ControlDeps, id: string): Promise<TenantRow> {
+  const [marked] = await deps.db
+    .update(tenants)
+    .set({ status: "deleting", updatedAt: new Date().toISOString() })
+    .where(and(eq(tenants.id, id), ne(tenants.status, "deleted"), onboardingLeaseFree()))
+    .returning();
+  if (marked) return marked;
+  const [now] = await deps.db.select().from(tenants).where(eq(tenants.id, id));
+  if (!now) throw new AppError(404, "not_found", "No such tenant.");
+  if (now.status === "deleted") return now;
+  throw new AppError(409, "conflict", "This tenant is being onboarded right now; delete it when that has finished.");
+}
+
+/**
  * GDPR delete: the slug must be echoed back; KV records go first (the edge stops serving), then the
  * database and role are dropped, then the tenant is marked deleted with its secrets erased. The
  * audit record stays. Safe to repeat after an interruption.
@@ -100,7 +128,8 @@ export async function deleteTenant(deps: ControlDeps, slug: string, confirm: str
     const row = await loadBySlug(deps, slug);
     if (row.status === "deleted") return view(row, []);
     const hostnames = await domainsOf(deps, row.id);
-    const deleting = await updateTenant(deps, row.id, { status: "deleting" });
+    const deleting = await markDeleting(deps, row.id);
+    if (deleting.status === "deleted") return view(deleting, []);
     await projectTenant(deps, deleting);
     const provisioner = provisionerFor(deps, row.provisioner);
     if (row.provisioner !== "url") {

@@ -7,27 +7,33 @@
  * holds the tenant's lease, so two runs never work on one tenant at once.
  */
 import { neon } from "@neondatabase/serverless";
-import { and, eq, isNull, lt, or, sql } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import { migrateDatabase } from "../../shared/migrations.ts";
+import { redactSecrets } from "../../shared/redact.ts";
 import type { ProvisionRequest } from "../provisioners/types.ts";
 import { type TenantState, tenants } from "../schema.ts";
 import { audited } from "./audit.ts";
 import { type ControlDeps, provisionerFor } from "./deps.ts";
 import { projectTenant } from "./projection.ts";
-import { domainsOf, loadBySlug, type TenantView, updateTenant, view } from "./rows.ts";
+import { domainsOf, loadBySlug, onboardingLeaseFree, type TenantView, updateTenant, view } from "./rows.ts";
 import { migrationConnection, sealConnections } from "./secrets.ts";
 
 /** How long one onboarding run may hold a tenant before another may take over (a crashed run's lease lapses). */
 const ONBOARDING_LEASE = "5 minutes";
+
+/**
+ * The states onboarding moves a tenant out of. Its every write is guarded by them (updateTenant's
+ * `from`): once a delete has marked the tenant `deleting`, no onboarding step brings it back.
+ */
+const ONBOARDING: readonly TenantState[] = ["provisioning", "migrating", "failed"];
 
 /** A failure reason safe to store and show: error class and code, never driver text with secrets. */
 function safeReason(error: unknown): string {
   if (error instanceof AppError) return `${error.code}: ${error.detail ?? ""}`.trim();
   const e = error as { name?: string; code?: string; message?: string };
   const code = typeof e?.code === "string" ? ` (${e.code})` : "";
-  if (e?.name === "ProvisionerError")
-    return `provisioner${code}: ${String(e.message).replace(/postgres(ql)?:\/\/\S+/g, "[redacted]")}`;
+  if (e?.name === "ProvisionerError") return `provisioner${code}: ${redactSecrets(String(e.message))}`;
   return `${e?.name ?? "Error"}${code}`;
 }
 
@@ -41,9 +47,7 @@ export async function onboard(deps: ControlDeps, id: string): Promise<TenantView
   const leased = await deps.db
     .update(tenants)
     .set({ onboardingLeaseUntil: sql`now() + ${ONBOARDING_LEASE}::interval` })
-    .where(
-      and(eq(tenants.id, id), or(isNull(tenants.onboardingLeaseUntil), lt(tenants.onboardingLeaseUntil, sql`now()`))),
-    )
+    .where(and(eq(tenants.id, id), onboardingLeaseFree()))
     .returning({ until: tenants.onboardingLeaseUntil });
   const lease = leased[0]?.until;
   if (!lease) {
@@ -75,13 +79,16 @@ async function onboardSteps(deps: ControlDeps, id: string): Promise<TenantView> 
         case "provisioning": {
           const provisioner = provisionerFor(deps, row.provisioner);
           const result = await provisioner.provision(request, row.resourceRef ?? undefined);
-          await updateTenant(deps, id, {
-            status: "migrating",
-            resourceRef: { ...result.ref },
-            ...(await sealConnections(deps, id, result.connectionUri, result.migrationUri)),
-            failedStep: null,
-            failureReason: null,
-          });
+          const sealed = await sealConnections(deps, id, result.connectionUri, result.migrationUri);
+          const values = { status: "migrating", resourceRef: { ...result.ref }, ...sealed } as const;
+          await updateTenant(deps, id, { ...values, failedStep: null, failureReason: null }, ONBOARDING).catch(
+            async (error: unknown) => {
+              // Deleted while provisioning (its lease had lapsed): what was just made is nobody's.
+              if (error instanceof AppError && error.code === "invalid_state")
+                await provisioner.deprovision(request, result.ref).catch(() => undefined);
+              throw error;
+            },
+          );
           await deps.afterStep?.("provisioned", id);
           break;
         }
@@ -89,12 +96,12 @@ async function onboardSteps(deps: ControlDeps, id: string): Promise<TenantView> 
           const uri = await migrationConnection(deps, row);
           const migrated = await migrateDatabase(neon(uri), deps.tenantBundle);
           // Active only once migrated: the edge never sees a tenant whose schema is not there.
-          const active = await updateTenant(deps, id, {
-            status: "active",
-            schemaVersion: migrated.version,
-            failedStep: null,
-            failureReason: null,
-          });
+          const active = await updateTenant(
+            deps,
+            id,
+            { status: "active", schemaVersion: migrated.version, failedStep: null, failureReason: null },
+            ["migrating", "failed"],
+          );
           await deps.afterStep?.("migrated", id);
           await projectTenant(deps, active);
           await deps.afterStep?.("projected", id);
@@ -112,9 +119,8 @@ async function onboardSteps(deps: ControlDeps, id: string): Promise<TenantView> 
       if (error instanceof AppError && (error.code === "invalid_state" || error.code === "not_found")) throw error;
       if ((error as { name?: string }).name === "OnboardingInterrupted") throw error;
       const failedStep = step === "provisioning" || step === "migrating" ? step : "migrating";
-      await updateTenant(deps, id, { status: "failed", failedStep, failureReason: safeReason(error) }).catch(
-        () => undefined,
-      );
+      const failed = { status: "failed", failedStep, failureReason: safeReason(error) } as const;
+      await updateTenant(deps, id, failed, ONBOARDING).catch(() => undefined);
       throw new AppError(
         502,
         "onboarding_failed",

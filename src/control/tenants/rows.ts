@@ -3,7 +3,7 @@
  * write every operation shares live here, so "no such tenant" is always the same 404 and every
  * update stamps `updated_at`; the view is built in one place so a secret never reaches a response.
  */
-import { asc, eq } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import { domains, type TenantState, tenants } from "../schema.ts";
 import type { ControlDeps } from "./deps.ts";
@@ -60,19 +60,32 @@ export async function domainsOf(deps: ControlDeps, tenantId: string): Promise<st
   return rows.map((row) => row.hostname);
 }
 
+/**
+ * Updates a tenant's row. With `from`, only while its status is still one of those, in the same
+ * statement: a step that read the row earlier cannot undo what another request did meanwhile (an
+ * onboarding run must never bring a tenant deleted under it back as `migrating` or `active`).
+ * A tenant that has moved on is a 409 `invalid_state`.
+ */
 export async function updateTenant(
   deps: ControlDeps,
   id: string,
   values: Partial<typeof tenants.$inferInsert>,
+  from?: readonly TenantState[],
 ): Promise<TenantRow> {
   const [row] = await deps.db
     .update(tenants)
     .set({ ...values, updatedAt: new Date().toISOString() })
-    .where(eq(tenants.id, id))
+    .where(from ? and(eq(tenants.id, id), inArray(tenants.status, [...from])) : eq(tenants.id, id))
     .returning();
-  if (!row) throw new AppError(404, "not_found", "No such tenant.");
-  return row;
+  if (row) return row;
+  const [exists] = from ? await deps.db.select({ status: tenants.status }).from(tenants).where(eq(tenants.id, id)) : [];
+  if (exists) throw new AppError(409, "invalid_state", `The tenant is ${exists.status} now; it was changed meanwhile.`);
+  throw new AppError(404, "not_found", "No such tenant.");
 }
+
+/** No onboarding run holds the tenant: its lease is unset or has lapsed (a crashed run's does). */
+export const onboardingLeaseFree = () =>
+  or(isNull(tenants.onboardingLeaseUntil), lt(tenants.onboardingLeaseUntil, sql`now()`));
 
 /** A Postgres unique violation (23505), optionally of one constraint, however deep the driver wrapped it. */
 export const isUniqueViolation = (error: unknown, constraint?: string): boolean => {

@@ -18,6 +18,7 @@ import { type PoolLimits, PoolManager, type PoolStats } from "./pools.ts";
 import type { Target } from "./protocol.ts";
 import { send } from "./responses.ts";
 import { classify, handleSql, type SqlHandlerConfig } from "./sql-handler.ts";
+import { TargetCache } from "./target-cache.ts";
 import { WS_PATH } from "./ws-handshake.ts";
 import { attachWebSocketProxy, type WebSocketProxyOptions } from "./ws-proxy.ts";
 
@@ -155,6 +156,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const router: Router = {
     sql: {
       pools,
+      targets: new TargetCache(),
       allowed:
         options.allowedHosts === "any"
           ? "any"

@@ -13,7 +13,6 @@ import {
   errorBody,
   GatewayError,
   parseBatchOptions,
-  parseConnectionString,
   parseRequestBody,
   parseResponseOptions,
   type QuerySpec,
@@ -22,9 +21,11 @@ import {
   type Target,
 } from "./protocol.ts";
 import { readBody } from "./responses.ts";
+import type { TargetCache } from "./target-cache.ts";
 
 export interface SqlHandlerConfig {
   readonly pools: PoolManager;
+  readonly targets: TargetCache;
   readonly allowed: ReadonlySet<string> | "any";
   readonly maxBodyBytes: number;
   readonly maxResponseBytes: number;
@@ -69,7 +70,7 @@ export async function handleSql(
 ): Promise<Buffer> {
   // Read the (bounded) body first so an early refusal never leaves unread bytes on the socket.
   const text = await readBody(request, config.maxBodyBytes);
-  const target = parseConnectionString(request.headers);
+  const target = config.targets.parse(request.headers);
   onTarget(target);
   checkTarget(target, config.allowed);
   const shape = parseResponseOptions(request.headers);

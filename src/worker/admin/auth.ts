@@ -10,11 +10,9 @@
 import type { MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { AppError } from "../../shared/errors.ts";
+import type { AdminScope } from "../../shared/tokens.ts";
 import { bearerToken, verifyJwt } from "../auth/verify.ts";
 import type { AppEnv } from "../types.ts";
-
-export const ADMIN_SCOPES = ["tenants:read", "tenants:write", "tenants:delete", "fleet:run", "exports:read"] as const;
-export type AdminScope = (typeof ADMIN_SCOPES)[number];
 
 /** What `adminAuth()` sets: the token's subject (the audit log's actor) and its scopes. */
 export interface AdminVariables {

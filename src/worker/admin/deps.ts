@@ -39,7 +39,10 @@ export function provisionersFrom(env: Env): Partial<Record<ProvisionerKind, Prov
       ...(env.NEON_API_URL ? { baseURL: env.NEON_API_URL } : {}),
     });
   }
-  provisioners.url = createUrlProvisioner([...new Set([...localRegions, ...Object.keys(projects)])]);
+  provisioners.url = createUrlProvisioner(
+    [...new Set([...localRegions, ...Object.keys(projects)])],
+    list(env.URL_PROVISIONER_HOSTS),
+  );
   return provisioners;
 }
 

@@ -9,13 +9,14 @@ import type { AdminEnv } from "./auth.ts";
 import { controlDepsFrom } from "./deps.ts";
 
 /** Tenants, domains, KV, keys, audit: the control database and KV. */
-export const controlDeps = (c: Context<AdminEnv>) => controlDepsFrom(c.env, c.get("adminSub"), c.get("requestId"));
+export const controlDeps = <E extends AdminEnv>(c: Context<E>) =>
+  controlDepsFrom(c.env, c.get("adminSub"), c.get("requestId"));
 
 /** Migration runs: the control plane plus the fleet queue and alerts. */
-export const fleetDeps = (c: Context<AdminEnv>) => fleetDepsFrom(c.env, c.get("adminSub"), c.get("log"));
+export const fleetDeps = <E extends AdminEnv>(c: Context<E>) => fleetDepsFrom(c.env, c.get("adminSub"), c.get("log"));
 
 /** Exports: the fleet's dependencies plus the R2 bucket. */
-export const exportDeps = (c: Context<AdminEnv>) => ({
+export const exportDeps = <E extends AdminEnv>(c: Context<E>) => ({
   ...exportDepsFrom(c.env, c.get("adminSub"), c.get("log")),
   requestId: c.get("requestId"),
 });

@@ -37,6 +37,23 @@ describe("tenantry CLI", () => {
     }
   });
 
+  it("puts --scope in a tenant token's scope claim (catalog:write for a merchant), none without it", () => {
+    const merchant = tenantry(["token", "--tenant", "acme", "--sub", "owner", "--scope", "catalog:write", "--json"]);
+    expect(merchant.code, merchant.stderr).toBe(0);
+    const { token } = JSON.parse(merchant.stdout) as { token: string };
+    expect(decodeJwt(token)).toMatchObject({ tenant: "acme", sub: "owner", scope: "catalog:write" });
+
+    const shopper = tenantry(["token", "--tenant", "acme", "--sub", "alice", "--json"]);
+    expect(shopper.code, shopper.stderr).toBe(0);
+    expect(decodeJwt((JSON.parse(shopper.stdout) as { token: string }).token)).not.toHaveProperty("scope");
+
+    for (const scope of ["", " catalog:write", "catalog:write  x", 'catalog:write"']) {
+      const refused = tenantry(["token", "--tenant", "acme", "--scope", scope]);
+      expect(refused.code, scope).toBe(2);
+      expect(refused.stdout).toBe("");
+    }
+  });
+
   it("refuses a connection string on the command line, where ps and shell history keep it", () => {
     const secret = "postgres://app:hunter2@db.example.com/acme";
     const run = tenantry(["tenants", "create", "acme2", "--region", "eu", "--connection-string", secret]);

@@ -1,15 +1,21 @@
 /**
  * The `neon` provisioner through the real `@neondatabase/api-client` (axios, fetch adapter) against
  * the in-memory fake Neon API: creation, reuse, resume, retries, failures, deletion, secrecy.
+ *
+ * The fake's connection strings point at real databases on the embedded Postgres (one per branch
+ * and database name, reached through the gateway), so the app role the provisioner creates with SQL
+ * really is created, and what it may do is checked by logging in as it.
  */
 import { inspect } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { neonConfig, neon as neonSql } from "@neondatabase/serverless";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   createNeonProvisioner,
   type NeonProvisionerOptions,
 } from "../../../src/control/provisioners/neon/provisioner.ts";
 import { ProvisionerError, type ProvisionRequest, type ResourceRef } from "../../../src/control/provisioners/types.ts";
 import { type FakeNeon, startFakeNeonApi } from "../../../src/dev/fake-neon/server.ts";
+import { gatewayUrl, postgresUrl } from "../support.ts";
 
 const API_KEY = "napi_test_0123456789abcdefSECRET";
 const PROJECT = "tenantry-eu";
@@ -33,10 +39,30 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
   return (await response.json()) as T;
 }
 
+/** The real database standing in for `database` on a fake branch (created on first use), as the superuser. */
+async function databaseFor(branchId: string, database: string): Promise<string> {
+  const name = `nb_${branchId}_${database}`.replace(/[^a-z0-9_]/g, "_");
+  const admin = neonSql(postgresUrl());
+  if ((await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).length === 0)
+    await admin.query(`CREATE DATABASE "${name}"`);
+  const url = new URL(postgresUrl());
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+beforeAll(async () => {
+  neonConfig.fetchEndpoint = gatewayUrl();
+  // As on Neon: the role API-created roles are members of (here it has no rights, only the name).
+  await neonSql(postgresUrl()).query(
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'neon_superuser') THEN CREATE ROLE neon_superuser NOLOGIN; END IF; END $$",
+  );
+});
+
 beforeEach(async () => {
   fake = await startFakeNeonApi({
     apiKey: API_KEY,
     projects: [{ id: PROJECT, regionId: "aws-eu-central-1", defaultBranchId: MAIN }],
+    databaseFor: (branchId, database) => databaseFor(branchId, database),
   });
   // A template branch with a schema role and database every tenant branch inherits.
   template = (
@@ -92,7 +118,7 @@ describe("neon provisioner: provisioning", () => {
     expect(provisioner.regions()).toEqual(["eu-central", "us-east"]);
   });
 
-  it("creates a branch from the template with a read_write endpoint, two roles and the database", async () => {
+  it("creates a branch from the template with a read_write endpoint, the owner role and the database", async () => {
     const result = await neon().provision(acme);
 
     const [state, ...others] = tenantBranches();
@@ -100,7 +126,9 @@ describe("neon provisioner: provisioning", () => {
     if (!state) throw new Error("no tenant branch");
     expect(state.branch.parent_id).toBe(template);
     expect(state.endpoints.map((e) => e.type)).toEqual(["read_write"]);
-    expect(state.roles.map((r) => r.name)).toEqual(expect.arrayContaining(["acme_owner", "acme_app", "neondb_owner"]));
+    expect(state.roles.map((r) => r.name)).toEqual(expect.arrayContaining(["acme_owner", "neondb_owner"]));
+    // The app role is not made through the API (that would make it a neon_superuser member).
+    expect(state.roles.map((r) => r.name)).not.toContain("acme_app");
     expect(state.databases.find((d) => d.name === "tenant_acme")?.owner_name).toBe("acme_owner");
 
     expect(result.ref).toEqual({
@@ -112,17 +140,17 @@ describe("neon provisioner: provisioning", () => {
       appRole: "acme_app",
       databaseName: "tenant_acme",
     });
-    const app = state.roles.find((r) => r.name === "acme_app");
-    const owner = state.roles.find((r) => r.name === "acme_owner");
-    const host = state.endpoints[0]?.host ?? "";
-    expect(result.connectionUri).toBe(
-      `postgresql://acme_app:${app?.password}@${host.replace(".", "-pooler.")}/tenant_acme?sslmode=require`,
-    );
-    expect(result.migrationUri).toBe(`postgresql://acme_owner:${owner?.password}@${host}/tenant_acme?sslmode=require`);
+    // Migrations: the owner's direct URI as Neon gives it; app traffic: the owner's pooled URI with the app role in it.
+    const real = await databaseFor(state.branch.id, "tenant_acme");
+    expect(result.migrationUri).toBe(real);
+    const app = new URL(result.connectionUri);
+    expect(app.username).toBe("acme_app");
+    expect(app.password).toMatch(/^[0-9a-f]{48}$/);
+    expect(`${app.host}${app.pathname}`).toBe(`${new URL(real).host}${new URL(real).pathname}`);
 
     // Every operation the tenant's calls started was waited for; polls used the configured interval.
     const operations = fake.operations(PROJECT).filter((o) => o.branch_id === state.branch.id);
-    expect(operations.length).toBeGreaterThanOrEqual(5); // create_timeline, start_compute, 2 roles, database
+    expect(operations.length).toBeGreaterThanOrEqual(4); // create_timeline, start_compute, owner role, database
     expect(operations.every((o) => o.status === "finished")).toBe(true);
     expect(fake.count("getProjectOperation")).toBe(operations.length * 2);
     expect(backoffs()).toEqual([]);
@@ -131,7 +159,7 @@ describe("neon provisioner: provisioning", () => {
     ).toMatchObject({
       branch_id: state.branch.id,
       database_name: "tenant_acme",
-      role_name: "acme_app",
+      role_name: "acme_owner",
     });
     expect(fake.calls.every((c) => c.status < 300)).toBe(true);
   });
@@ -157,15 +185,18 @@ describe("neon provisioner: provisioning", () => {
     const first = await provisioner.provision(acme);
     const creates = () =>
       ["createProjectBranch", "createProjectBranchRole", "createProjectBranchDatabase"].map((r) => fake.count(r));
-    expect(creates()).toEqual([1, 2, 1]);
+    expect(creates()).toEqual([1, 1, 1]);
 
     const byName = await provisioner.provision(acme);
     const byRef = await provisioner.provision(acme, first.ref);
     expect(byName.ref).toEqual(first.ref);
     expect(byRef.ref).toEqual(first.ref);
-    expect(byRef.connectionUri).toBe(first.connectionUri);
+    // Same role and database; the app role's password is set anew, as the local provisioner's is.
+    const where = (uri: string) => Object.assign(new URL(uri), { password: "" }).toString();
+    expect(where(byRef.connectionUri)).toBe(where(first.connectionUri));
     expect(byRef.migrationUri).toBe(first.migrationUri);
-    expect(creates()).toEqual([1, 2, 1]);
+    expect(await neonSql(byRef.connectionUri).query("SELECT current_user AS who")).toEqual([{ who: "acme_app" }]);
+    expect(creates()).toEqual([1, 1, 1]);
     expect(tenantBranches()).toHaveLength(1);
     // The saved ref goes straight to the branch; without it, one search by name.
     expect(fake.count("getProjectBranch")).toBe(1);
@@ -183,6 +214,62 @@ describe("neon provisioner: provisioning", () => {
     expect((await rejection(provisioner.provision(acme, { branchId: template }))).code).toBe("invalid_input");
     expect((await rejection(provisioner.provision(acme, { projectId: "someone-else" }))).code).toBe("invalid_input");
     expect(tenantBranches()).toHaveLength(0);
+  });
+});
+
+describe("neon provisioner: the app role has DML rights only", () => {
+  const codeOf = (promise: Promise<unknown>) =>
+    promise.then(
+      () => "ok",
+      (e: { code?: string }) => e.code,
+    );
+
+  it("is made with SQL: no neon_superuser, no CREATEROLE/CREATEDB; DML on the tables, no DDL, no ledger", async () => {
+    const result = await neon().provision(acme);
+    const owner = neonSql(result.migrationUri);
+    // What migrations do, as the owner: a table in public, the ledger in its own schema.
+    await owner.query("CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text)");
+    await owner.query("CREATE SCHEMA IF NOT EXISTS tenantry");
+    await owner.query("CREATE TABLE IF NOT EXISTS tenantry.ledger (name text)");
+
+    const admin = neonSql(postgresUrl());
+    const [role] = (await admin.query(
+      "SELECT rolsuper, rolcreaterole, rolcreatedb, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'acme_app'",
+    )) as Record<string, boolean>[];
+    expect(role).toEqual({
+      rolsuper: false,
+      rolcreaterole: false,
+      rolcreatedb: false,
+      rolbypassrls: false,
+      rolcanlogin: true,
+    });
+    const memberships = await admin.query(
+      "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = 'acme_app'",
+    );
+    expect(memberships).toEqual([]);
+
+    const app = neonSql(result.connectionUri);
+    await app.query("INSERT INTO items (name) VALUES ('one')");
+    expect(await app.query("SELECT name FROM items")).toEqual([{ name: "one" }]);
+    expect(await codeOf(app.query("CREATE TABLE mine (id int)"))).toBe("42501");
+    expect(await codeOf(app.query("DROP TABLE items"))).toBe("42501");
+    expect(await codeOf(app.query("SELECT * FROM tenantry.ledger"))).toBe("42501");
+    expect(await codeOf(app.query("CREATE ROLE sneaky"))).toBe("42501");
+  });
+
+  it("an app role an earlier run made through the API is taken out of neon_superuser", async () => {
+    const admin = neonSql(postgresUrl());
+    await admin.query(
+      "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'acme_app') THEN CREATE ROLE acme_app LOGIN; END IF; END $$",
+    );
+    await admin.query("GRANT neon_superuser TO acme_app");
+    const member = () =>
+      admin.query(
+        "SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE g.rolname = 'neon_superuser' AND u.rolname = 'acme_app'",
+      );
+    expect(await member()).toHaveLength(1);
+    await neon().provision(acme);
+    expect(await member()).toEqual([]);
   });
 });
 
@@ -217,7 +304,7 @@ describe("neon provisioner: interruption and retries", () => {
     expect((await rejection(provisioner.provision(acme))).code).toBe("upstream_failed");
     const result = await provisioner.provision(acme);
     expect(fake.count("createProjectBranch")).toBe(1);
-    expect(fake.count("createProjectBranchRole")).toBe(2);
+    expect(fake.count("createProjectBranchRole")).toBe(1);
     expect(result.ref.branchId).toBe(tenantBranches()[0]?.branch.id);
   });
 

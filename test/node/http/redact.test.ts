@@ -6,7 +6,8 @@
  * a linear one 4×.
  */
 import { describe, expect, it } from "vitest";
-import { MAX_LOGGED_CHARS, redactSecrets, scrub } from "../../../src/worker/http/redact.ts";
+import { redactSecrets } from "../../../src/shared/redact.ts";
+import { MAX_LOGGED_CHARS, scrub } from "../../../src/worker/http/redact.ts";
 
 const JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZw";
 
@@ -26,6 +27,9 @@ describe("redaction", () => {
     ["postgres://u:p@h/db x", "postgres://[redacted] x"],
     ["POSTGRESQL://u:p@h/db", "POSTGRESQL://[redacted]"],
     ["PostgreSQL://u:Secret@h/db", "PostgreSQL://[redacted]"],
+    ["connect failed for POSTGRESQL://u:p@h/db: timeout", "connect failed for POSTGRESQL://[redacted] timeout"],
+    ['url "postgresql://u:p@h/db" refused', 'url "postgresql://[redacted]" refused'],
+    ["postgres://u:pa'ss@h/db", "postgres://[redacted]"],
   ])("%s → %s", (input, expected) => {
     expect(redactSecrets(input)).toBe(expected);
     expect(scrub(input)).toBe(expected);

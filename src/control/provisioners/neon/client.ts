@@ -9,6 +9,7 @@
  * redacted.
  */
 import { type Api, createApiClient, type Operation } from "@neondatabase/api-client";
+import { redactSecrets } from "../../../shared/redact.ts";
 import { ProvisionerError } from "../types.ts";
 import { type Failure, isRetryable, toFailure, wasRejected } from "./failures.ts";
 
@@ -71,9 +72,8 @@ export function createNeonClient(options: NeonClientOptions): NeonClient {
 
 /** Removes the API key and passwords from text that may reach a message or a log. */
 function redact(client: NeonClient, text: string): string {
-  return text
-    .split(client.apiKey)
-    .join("[redacted]")
+  const withoutKey = client.apiKey ? text.split(client.apiKey).join("[redacted]") : text;
+  return redactSecrets(withoutKey)
     .replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#\s@]*:)[^@\s]*@/gi, "$1[redacted]@")
     .replace(/(password=)[^&\s]+/gi, "$1[redacted]")
     .slice(0, 300);

@@ -11,20 +11,12 @@
  * second branch.
  *
  * Roles and least privilege on Neon. Roles created through the Neon API are always members of
- * `neon_superuser` (CREATEDB, CREATEROLE, BYPASSRLS, pg_read_all_data, pg_write_all_data), and the
- * API has no way to create a role without it. What the API alone can give us is used:
- * - `<slug>_owner` owns the tenant database (and so every table the migrations create). It is only
- *   handed out in `migrationUri` (direct, unpooled: migrations need session features).
- * - `<slug>_app` is a separate role for tenant traffic, in `connectionUri` (pooled). It is not the
- *   owner, so it cannot ALTER or DROP the schema or the database; its DML rights come from
- *   `pg_write_all_data` through `neon_superuser`.
- * The blast radius of either role is the tenant's own branch (roles exist per branch, one branch
- * per tenant, its own compute endpoint), never another tenant. Still, `_app` can read/write every
- * table on its branch (including the migration ledger), create roles and databases there, and
- * bypass RLS. FOLLOW-UP: true least privilege (like the `local` provisioner) needs SQL, which the
- * API cannot do: as `_owner`, `CREATE ROLE <slug>_app LOGIN PASSWORD … NOSUPERUSER NOCREATEDB
- * NOCREATEROLE` plus explicit DML grants, then build the pooled URI from the endpoint host with that
- * password (Neon's connection_uri endpoint does not know passwords of SQL-created roles).
+ * `neon_superuser` (CREATEDB, CREATEROLE, BYPASSRLS, pg_read_all_data, pg_write_all_data). So only
+ * `<slug>_owner` is made through the API: it owns the tenant database (and every table the
+ * migrations create) and is handed out only in `migrationUri` (direct, unpooled: migrations need
+ * session features). `<slug>_app`, the role of tenant traffic in `connectionUri` (pooled), is made
+ * with SQL as the owner, with DML rights only (app-role.ts), as the `local` provisioner's role. The
+ * blast radius of either is the tenant's own branch (one branch per tenant, its own endpoint).
  */
 import type { Database, Role } from "@neondatabase/api-client";
 import {
@@ -34,6 +26,7 @@ import {
   type ProvisionResult,
   type ResourceRef,
 } from "../types.ts";
+import { ensureAppRole } from "./app-role.ts";
 import { createNeonClient, type NeonClient, type NeonClientOptions, waitForOperations } from "./client.ts";
 import { neonNames } from "./names.ts";
 import {
@@ -113,7 +106,7 @@ function projectFor(regions: Regions, request: ProvisionRequest, ref?: ResourceR
   return target.projectId;
 }
 
-/** The steps in order: branch, roles, database, connection URIs; the partial ref is reported after each. */
+/** The steps in order: branch, owner role, database, app role and URIs; the partial ref is reported after each. */
 async function provision(
   client: NeonClient,
   regions: Regions,
@@ -150,12 +143,10 @@ async function provision(
   };
   await progress({ ...ref });
 
-  // 2. The roles.
+  // 2. The owner role (the app role is made with SQL once the database exists: step 4).
   roles ??= await listRoles(client, projectId, branch.id);
   await ensureRole(client, projectId, branch.id, names.ownerRole, roles);
-  await ensureRole(client, projectId, branch.id, names.appRole, roles);
   ref.ownerRole = names.ownerRole;
-  ref.appRole = names.appRole;
   await progress({ ...ref });
 
   // 3. The database, owned by the owner role.
@@ -164,8 +155,11 @@ async function provision(
   ref.databaseName = names.database;
   await progress({ ...ref });
 
-  // 4. Connection strings: pooled for app traffic, direct for migrations.
-  const connection = await connectionUri(client, projectId, branch.id, names.database, names.appRole, true);
+  // 4. The app role, with SQL as the owner; connection strings: pooled for app traffic, direct for migrations.
   const migration = await connectionUri(client, projectId, branch.id, names.database, names.ownerRole, false);
+  const ownerPooled = await connectionUri(client, projectId, branch.id, names.database, names.ownerRole, true);
+  const connection = await ensureAppRole(migration, ownerPooled, names.appRole);
+  ref.appRole = names.appRole;
+  await progress({ ...ref });
   return { ref, connectionUri: connection, migrationUri: migration };
 }

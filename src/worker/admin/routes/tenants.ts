@@ -21,6 +21,7 @@ import {
   DeleteTenantQuery,
   json,
   ListTenantsQuery,
+  Problem,
   problems,
   SlugParam,
   Tenant,
@@ -82,7 +83,14 @@ export const tenantRoutes = {
     summary: "Delete a tenant for good: drops its database and role (GDPR)",
     middleware: requireScope("tenants:delete"),
     request: { params: SlugParam, query: DeleteTenantQuery },
-    responses: { 200: json(Tenant, "The tenant, deleted"), ...problems },
+    responses: {
+      200: json(Tenant, "The tenant, deleted"),
+      ...problems,
+      502: {
+        description: "export_failed: the final export failed (finalExport=true); the tenant was not deleted",
+        content: { "application/problem+json": { schema: Problem } },
+      },
+    },
   }),
 };
 

@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX "migration_runs_one_running" ON "migration_runs" USING btree ("status") WHERE "migration_runs"."status" = 'running';
