@@ -22,8 +22,8 @@
  * Wall time: the simulation's own is this machine's (the control database, the gateway and the
  * Worker code share its cores, with whatever else runs), an upper bound. The prediction for the
  * platform takes the requests each tenant made here (consumer subrequests / tenants, its dispatch
- * share included), each costing one round trip, plus one wake-up per tenant, for as many tenants
- * at once as the run's concurrency and the consumers (max_concurrency × batch size) allow, and
+ * share included), each costing one round trip, plus one wake-up per tenant, in rounds of as many
+ * tenants at once as the run's concurrency and the consumers (max_concurrency × batch size) allow,
  * never faster than the queue's 5,000 messages/s; plus the start request's own round trips, and
  * 15 minutes for each cron dispatch the run needed after its consumers went quiet.
  */
@@ -141,7 +141,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     const predictedMs =
       rollout.cronDispatches * 15 * 60_000 +
       rollout.starter.subrequests * profile.options.rttMs +
-      Math.max((tenants * perTenantMs) / atOnce, (tenants / QUEUE_MESSAGES_PER_SECOND) * 1_000);
+      Math.max(Math.ceil(tenants / atOnce) * perTenantMs, (tenants / QUEUE_MESSAGES_PER_SECOND) * 1_000);
     const maxKv = peak(all, (i) => i.kvOperations);
     const maxSub = peak(all, (i) => i.subrequests);
     const waits = all.reduce((sum, i) => sum + i.connectionWaits, 0);
