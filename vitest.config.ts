@@ -27,6 +27,12 @@ export default defineConfig({
                 CONTROL_DATABASE_URL: inject("controlUrl"),
                 LOCAL_PROVISIONER_URL: inject("adminUrl"),
                 NEON_API_KEY: "",
+                // No Cloudflare by default (domains served at once); admin-domains.test.ts sets it per request.
+                // Set here so that the fake API and alert sink `npm run dev` writes to .dev.vars never apply.
+                CLOUDFLARE_API_TOKEN: "",
+                CLOUDFLARE_ZONE_ID: "",
+                CLOUDFLARE_API_URL: "",
+                ALERT_WEBHOOK_URL: "",
                 EXPORT_SIGNING_KEY: `${String(inject("adminJwtSecret"))}-exports`,
                 CONSOLE_SESSION_SECRET: `${String(inject("adminJwtSecret"))}-console`,
                 DB_TIMEOUT_MS: "3000",

@@ -91,7 +91,7 @@ function bindingProblems(top: WranglerEnvironment, env: WranglerEnvironment, whe
   return problems;
 }
 
-/** The secrets these vars make necessary: token secrets only without a JWKS, provisioners' keys when used. */
+/** The secrets these vars make necessary: token secrets only without a JWKS, provisioners' and Cloudflare's keys when used. */
 export function requiredSecrets(vars: Readonly<Record<string, string>>): string[] {
   const provisioner = vars.DEFAULT_PROVISIONER;
   const regions = (vars.LOCAL_REGIONS ?? "").split(",").filter((region) => region.trim());
@@ -100,6 +100,7 @@ export function requiredSecrets(vars: Readonly<Record<string, string>>): string[
   if (!vars.ADMIN_JWKS_URL) secrets.push("ADMIN_JWT_SECRET");
   if (provisioner === "neon" || neonRegions(vars.NEON_PROJECTS).length > 0) secrets.push("NEON_API_KEY");
   if (provisioner === "local" || regions.length > 0) secrets.push("LOCAL_PROVISIONER_URL");
+  if (vars.CLOUDFLARE_ZONE_ID) secrets.push("CLOUDFLARE_API_TOKEN");
   return secrets;
 }
 

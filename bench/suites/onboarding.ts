@@ -146,6 +146,10 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
         DB_ENCRYPTION_KEYS: `k1:${generateKey()}`,
         NEON_API_KEY: "",
         DEFAULT_PROVISIONER: "local",
+        // Plain domain mapping (served at once), not the fake custom hostnames of `npm run dev`'s .dev.vars.
+        CLOUDFLARE_ZONE_ID: "",
+        CLOUDFLARE_API_TOKEN: "",
+        ALERT_WEBHOOK_URL: "",
         LOG_LEVEL: "warn",
       },
       ctx.log,

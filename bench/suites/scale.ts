@@ -10,9 +10,9 @@
  *   250, the most a run allows). The control database is a real one (embedded Postgres, through the
  *   gateway, paying the round trip); the tenant databases are a model (bench/tenant-model.ts) that
  *   answers the migrator's requests after the profile's round trip and wake-up.
- * - nightly export dispatch: the Worker's `scheduled()` handler with the nightly cron, in one
- *   invocation; the export messages it sends are delivered and acknowledged (the exports
- *   themselves are the export bench's subject).
+ * - nightly export dispatch: the Worker's `scheduled()` handler with the nightly cron, then each
+ *   step of the pass it queues through the Worker's queue handler; the export messages are
+ *   delivered and acknowledged (the exports themselves are the export bench's subject).
  *
  * Every invocation counts its KV operations, subrequests and open connections and is held to the
  * Workers limits (bench/invocation.ts); global fetch is counted by destination, so a call to the
@@ -41,7 +41,7 @@ import {
 import { type Invocation, invocationFetch, WORKER_LIMITS } from "../invocation.ts";
 import { type BenchContext, flagValue, percentile, positiveIntFlag, type Suite, type SuiteResult } from "../lib.ts";
 import { NEON_LIKE_DEFAULTS, NeonLikeProfile } from "../neon-like.ts";
-import { projectConsumer, QUEUE_MESSAGES_PER_SECOND, QueueModel } from "../queue-model.ts";
+import { projectConsumer, QUEUE_MESSAGES_PER_SECOND } from "../queue-model.ts";
 import { TenantDatabaseModel } from "../tenant-model.ts";
 
 const CONTROL_DATABASE = "scale_bench_control";
@@ -117,17 +117,14 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     ctx.log(`rollout: ${rollout.progress.status} in ${(rollout.wallMs / 1000).toFixed(1)} s`);
 
     ctx.log("nightly export dispatch");
-    const exportQueue = new QueueModel("tenantry-fleet", projectConsumer(), async (batch) => batch.ackAll());
-    const { value: nightly, byHost: nightlyHosts } = await countingFetches(async () => {
-      const dispatched = await nightlyExportDispatch(fleet, exportQueue);
-      await exportQueue.idle();
-      return dispatched;
-    });
+    const { value: nightly, byHost: nightlyHosts } = await countingFetches(() => nightlyExportDispatch(fleet));
+    const exportQueue = nightly.queue;
+    const exportMessages = nightly.exports;
     neonConfig.fetchFunction = undefined;
 
     const consumers = rollout.queue.invocations;
     const { counts } = rollout.progress;
-    const all = [rollout.starter, ...consumers, nightly.invocation];
+    const all = [rollout.starter, ...consumers, ...nightly.invocations];
     const gatewayHost = new URL(stack.gateway.url).host;
     const otherRequests = [...rolloutHosts, ...nightlyHosts].filter(([host]) => host !== gatewayHost);
     const neonApiRequests = otherRequests.reduce((sum, [, count]) => sum + count, 0);
@@ -187,9 +184,16 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       [`${label}: rollout max subrequests per invocation`]: peak([rollout.starter, ...consumers], (i) => i.subrequests),
       [`${label}: rollout start (admin API) subrequests`]: rollout.starter.subrequests,
       [`${label}: nightly export dispatch wall time (s)`]: round2(nightly.wallMs / 1000),
-      [`${label}: nightly export dispatch messages sent`]: exportQueue.sent,
-      [`${label}: nightly export dispatch KV operations (one invocation)`]: nightly.invocation.kvOperations,
-      [`${label}: nightly export dispatch subrequests (one invocation)`]: nightly.invocation.subrequests,
+      [`${label}: nightly export dispatch export messages sent`]: exportMessages,
+      [`${label}: nightly export dispatch invocations (the cron, then queued steps)`]: nightly.invocations.length,
+      [`${label}: nightly export dispatch max KV operations per invocation`]: peak(
+        nightly.invocations,
+        (i) => i.kvOperations,
+      ),
+      [`${label}: nightly export dispatch max subrequests per invocation`]: peak(
+        nightly.invocations,
+        (i) => i.subrequests,
+      ),
       [`${label}: max KV operations per invocation`]: maxKv,
       [`${label}: max subrequests per invocation`]: maxSub,
       [`${label}: most open connections in one invocation`]: peak(all, (i) => i.peakOpen),

@@ -5,12 +5,13 @@
  */
 import { ApiError, UnreachableError } from "./admin-client.ts";
 import { UsageError } from "./args.ts";
+import { domainsCommand } from "./domains.ts";
 import { exportCommand, exportsCommand } from "./export.ts";
 import { keysCommand } from "./keys.ts";
 import { migrateCommand } from "./migrate.ts";
 import { auditCommand, reconcileCommand } from "./operations.ts";
 import { client } from "./session.ts";
-import { domainsCommand, tenantsCommand } from "./tenants.ts";
+import { tenantsCommand } from "./tenants.ts";
 import { tokenCommand } from "./token.ts";
 
 const USAGE = `usage: tenantry <command> [options]
@@ -25,23 +26,31 @@ tenants
   tenants retry SLUG                 resume a failed or interrupted onboarding
   tenants delete SLUG --confirm SLUG drops the tenant's database for good
                  [--final-export]   export it to R2 first (the delete is refused if that fails)
-domains
-  domains add SLUG HOST
-  domains remove SLUG HOST
+domains (Cloudflare for SaaS custom hostnames when configured; served once active)
+  domains add SLUG HOST              prints the DNS records the customer must create
+  domains status SLUG                status, certificate, validation errors (settling ones rechecked)
+  domains verify SLUG HOST           re-trigger validation
+  domains remove SLUG HOST           unmap it and delete its custom hostname
 operations
-  reconcile                          repair drift between the control database and KV
+  reconcile [--status]               repair drift between the control database and KV (paged:
+                                     --status shows how far the latest pass got); report custom
+                                     hostnames without a domain and domains without one
   audit [--target SLUG|HOST] [--limit N]
 encryption keys (DB_ENCRYPTION_KEYS rotation: new key first in the ring, deploy, reencrypt,
                  then remove the old key once \`keys\` shows none left under it)
-  keys                               connection strings at rest per key id
-  keys reencrypt [--batch N]         re-encrypt them all under the current key, N tenants per
-                                     request (default 100); exit 1 if any could not be decrypted
+  keys                               connection strings per key id, at rest and in KV records
+  keys reencrypt [--batch N]         re-encrypt them all under the current key and rewrite the KV
+                                     records behind, N tenants per request (default 100); exit 1
+                                     if any could not be decrypted or a KV write failed
 migrations (run, rollback and resume wait with a progress bar unless --no-wait;
             exit 1 when the run halts, is cancelled or leaves failed tenants)
   migrate status                     schema versions across the fleet, tenants behind, latest run
   migrate run [--target NAME] [--canary N | --canary-tenant SLUG...] [--wave N]
               [--concurrency N] [--max-failures N] [--dry-run] [--no-wait]
-  migrate rollback --steps N [same options as run, without --target]
+  migrate rollback --steps N [--force] [same options as run, without --target]
+                                     down files that drop or truncate export each tenant
+                                     first (a tenant whose export fails is refused);
+                                     --force skips that; --dry-run lists what would be dropped
   migrate show RUN_ID [--wait]
   migrate resume RUN_ID [--no-wait]  re-queue pending and failed tenants, continue
   migrate cancel RUN_ID              tenants not started yet are skipped
@@ -49,7 +58,7 @@ exports (gzip SQL dumps in R2; restore: gunzip -c FILE | psql -v ON_ERROR_STOP=1
   export SLUG [--wait] [--output FILE]
                                      queue one; --wait polls until done; --output (implies --wait)
                                      downloads it through a signed link and checks it
-  exports list SLUG                  a tenant's exports (on demand, nightly, final), newest first
+  exports list SLUG                  a tenant's exports (on demand, nightly, final, pre_rollback)
   exports show EXPORT_ID [--wait]
   exports download EXPORT_ID --output FILE
 tokens

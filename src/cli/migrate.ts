@@ -37,6 +37,7 @@ const RUN_OPTIONS = {
   concurrency: { type: "string" },
   "max-failures": { type: "string" },
   "dry-run": { type: "boolean", default: false },
+  force: { type: "boolean", default: false },
   "no-wait": { type: "boolean", default: false },
 } as const;
 
@@ -121,6 +122,11 @@ export function printRun(run: RunProgress, write: (line: string) => void = conso
     ]),
   );
   printFailures(run, write);
+  const drops = run.drops ?? [];
+  if (drops.length > 0) {
+    const how = run.force ? "--force: no export first" : "each tenant is exported first, or refused";
+    write(`\n${run.dryRun ? "would drop" : "drops"} (${how}): ${drops.join(", ")}`);
+  }
   if (run.dryRun && run.status === "completed" && failedCount(run.counts) === 0) {
     write("\ndry run: every tenant ran the change inside a transaction that was rolled back; nothing changed");
   }
@@ -300,6 +306,7 @@ function runBody(
   if (kind === "rollback" && steps === undefined) throw usage("migrate rollback needs --steps N");
   if (kind === "apply" && steps !== undefined) throw usage("--steps is for migrate rollback");
   if (kind === "rollback" && values.target !== undefined) throw usage("--target is for migrate run");
+  if (kind === "apply" && values.force) throw usage("--force is for migrate rollback");
   const wave = integer(values, "wave", 1, usage);
   const concurrency = integer(values, "concurrency", 1, usage);
   const maxFailures = integer(values, "max-failures", 0, usage);
@@ -313,6 +320,7 @@ function runBody(
     ...(concurrency !== undefined ? { concurrency } : {}),
     ...(maxFailures !== undefined ? { maxFailures } : {}),
     ...(values["dry-run"] ? { dryRun: true } : {}),
+    ...(values.force ? { force: true } : {}),
   };
 }
 

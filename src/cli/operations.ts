@@ -3,10 +3,22 @@ import { output, parse } from "./args.ts";
 import { table } from "./format.ts";
 import { client } from "./session.ts";
 
+/** Starts a pass (the answer is its first step), or with `--status` shows how far the latest got. */
 export async function reconcileCommand(args: string[]): Promise<void> {
-  const { values } = parse(args, {});
-  const report = await (await client()).call<Record<string, number>>("POST", "/v1/reconcile");
-  output(values, report, (r) => console.log(table(Object.entries(r).map(([k, v]) => [k, String(v)]))));
+  const { values } = parse(args, { status: { type: "boolean" } });
+  const method = values.status ? "GET" : "POST";
+  const report = await (await client()).call<Record<string, unknown>>(method, "/v1/reconcile");
+  output(values, report, (r) =>
+    console.log(
+      table(
+        Object.entries(r).flatMap(([k, v]) =>
+          typeof v === "object" && v !== null
+            ? Object.entries(v).map(([sub, x]) => [`${k}.${sub}`, Array.isArray(x) ? x.join(", ") || "-" : String(x)])
+            : [[k, String(v)]],
+        ),
+      ),
+    ),
+  );
 }
 
 interface AuditRow {

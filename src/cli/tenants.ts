@@ -1,10 +1,11 @@
 /**
- * `tenantry tenants …` and `tenantry domains …`: onboarding, lifecycle and host mapping through
- * the admin API's /v1/tenants routes.
+ * `tenantry tenants …`: onboarding and lifecycle through the admin API's /v1/tenants routes
+ * (`tenants show` lists the domains with their status; domains themselves: domains.ts).
  */
 import { readFileSync } from "node:fs";
 import type { TenantView } from "../control/tenants/rows.ts";
 import { needSlug, output, parse, UsageError } from "./args.ts";
+import { printDomains, printPendingDns } from "./domains.ts";
 import { table } from "./format.ts";
 import { client } from "./session.ts";
 
@@ -44,6 +45,11 @@ function printTenant(t: TenantView): void {
   if (t.failedStep) lines.push(["failed at", `${t.failedStep}: ${t.failureReason ?? ""}`]);
   if (t.deletedAt) lines.push(["deleted", t.deletedAt]);
   console.log(table(lines));
+  if (t.domainDetails.length > 0) {
+    console.log("");
+    printDomains(t.domainDetails);
+    printPendingDns(t.domainDetails);
+  }
 }
 
 /**
@@ -157,21 +163,4 @@ export async function tenantsCommand(args: string[]): Promise<void> {
     default:
       throw new UsageError(`unknown tenants command ${JSON.stringify(sub ?? "")}`);
   }
-}
-
-export async function domainsCommand(args: string[]): Promise<void> {
-  const [sub, ...rest] = args;
-  const { values, positionals } = parse(rest, {});
-  const [slug, host] = positionals;
-  if (!slug || !host || (sub !== "add" && sub !== "remove"))
-    throw new UsageError("usage: domains add|remove SLUG HOST");
-  const api = await client();
-  const tenant =
-    sub === "add"
-      ? await api.call<TenantView>("POST", `/v1/tenants/${encodeURIComponent(slug)}/domains`, { domain: host })
-      : await api.call<TenantView>(
-          "DELETE",
-          `/v1/tenants/${encodeURIComponent(slug)}/domains/${encodeURIComponent(host)}`,
-        );
-  output(values, tenant, printTenant);
 }

@@ -58,6 +58,11 @@ export const tenants = pgTable(
      * lease only where it still holds the exact value it set, and milliseconds would never match.
      */
     onboardingLeaseUntil: timestamp("onboarding_lease_until", { withTimezone: true, mode: "string" }),
+    /**
+     * The run whose write-pausing migration is running on this tenant right now, or null. While set,
+     * the KV record says `migrating` and the edge answers 503 `tenant_migrating` (fleet/pause.ts).
+     */
+    writesPausedBy: text("writes_paused_by"),
     createdAt: timestamptz("created_at").notNull().default(sql`now()`),
     updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
     deletedAt: timestamptz("deleted_at"),
@@ -72,6 +77,21 @@ export const tenants = pgTable(
   ],
 );
 
+/**
+ * A domain's life: `pending` until Cloudflare reports both the custom hostname and its certificate
+ * active, then `active` (the only state the edge serves); `moved`, `blocked` and `deleted` are
+ * Cloudflare's own verdicts; `removing` is a removal whose Cloudflare delete has not succeeded yet
+ * (the cron retries it).
+ */
+export const DOMAIN_STATES = ["pending", "active", "moved", "blocked", "deleted", "removing"] as const;
+export type DomainState = (typeof DOMAIN_STATES)[number];
+
+/** What the customer must publish: the CNAME, the ownership and certificate TXT records, or an HTTP token. */
+export interface DnsInstructions {
+  records: { type: "CNAME" | "TXT"; name: string; value: string }[];
+  http?: { url: string; body: string } | undefined;
+}
+
 export const domains = pgTable(
   "domains",
   {
@@ -80,9 +100,25 @@ export const domains = pgTable(
     tenantId: text("tenant_id")
       .notNull()
       .references(() => tenants.id),
+    /** Rows from before custom hostnames were already served: they start active. */
+    status: text("status", { enum: DOMAIN_STATES }).notNull().default("active"),
+    /** Cloudflare custom hostname id; null: not a custom hostname (no Cloudflare configured, or not created yet). */
+    cfId: text("cf_id"),
+    /** Cloudflare's certificate status (pending_validation, active, …). */
+    sslStatus: text("ssl_status"),
+    /** Ownership and certificate validation errors, as Cloudflare words them. */
+    validationErrors: jsonb("validation_errors").$type<string[]>(),
+    dns: jsonb("dns").$type<DnsInstructions>(),
+    /** The condition last alerted on (moved, blocked, deleted, validation_failed): one alert per change. */
+    alerted: text("alerted"),
+    checkedAt: timestamptz("checked_at"),
     createdAt: timestamptz("created_at").notNull().default(sql`now()`),
   },
-  (t) => [index("domains_tenant_idx").on(t.tenantId)],
+  (t) => [
+    index("domains_tenant_idx").on(t.tenantId),
+    index("domains_poll_idx").on(t.status, t.checkedAt),
+    check("domains_status_check", sql`${t.status} IN ('pending', 'active', 'moved', 'blocked', 'deleted', 'removing')`),
+  ],
 );
 
 export const auditLog = pgTable(
@@ -124,6 +160,10 @@ export const migrationRuns = pgTable(
     steps: integer("steps"),
     /** Apply then roll back in the same transaction: reports per tenant, changes nothing. */
     dryRun: boolean("dry_run").notNull().default(false),
+    /** rollback: undo down files that drop or truncate without taking an export first. */
+    force: boolean("force").notNull().default(false),
+    /** rollback: what its down files drop across the fleet's versions ("column orders.note (0002_…)"). */
+    drops: jsonb("drops").$type<string[]>(),
     status: text("status", { enum: RUN_STATES }).notNull(),
     concurrency: integer("concurrency").notNull(),
     maxFailures: integer("max_failures").notNull(),
@@ -184,7 +224,8 @@ export const exportsTable = pgTable(
       .notNull()
       .references(() => tenants.id),
     slug: text("slug").notNull(),
-    kind: text("kind", { enum: ["on_demand", "nightly", "final"] }).notNull(),
+    /** pre_rollback: taken by a rollback run before down files drop or truncate anything. */
+    kind: text("kind", { enum: ["on_demand", "nightly", "final", "pre_rollback"] }).notNull(),
     status: text("status", { enum: EXPORT_STATES }).notNull(),
     /** R2 key of the dump (`…/dump.sql.gz`); the manifest sits beside it. */
     objectKey: text("object_key").notNull(),
@@ -201,3 +242,21 @@ export const exportsTable = pgTable(
   },
   (t) => [index("exports_tenant_idx").on(t.tenantId, t.createdAt)],
 );
+
+/**
+ * Jobs that touch every tenant (reconcile) run as passes paged across invocations: where the
+ * current pass stands. `seq` counts committed steps; a step commits only if `seq` is still the one
+ * it read, so a duplicated queue message cannot move a pass twice.
+ */
+export const jobCursors = pgTable("job_cursors", {
+  job: text("job").primaryKey(),
+  pass: text("pass").notNull(),
+  seq: integer("seq").notNull().default(0),
+  phase: text("phase").notNull(),
+  /** Last tenant id done (tenant phases) or the KV list cursor (KV phases); null at a phase start. */
+  cursor: text("cursor"),
+  progress: jsonb("progress").$type<Record<string, number>>().notNull(),
+  startedAt: timestamptz("started_at").notNull().default(sql`now()`),
+  updatedAt: timestamptz("updated_at").notNull().default(sql`now()`),
+  finishedAt: timestamptz("finished_at"),
+});

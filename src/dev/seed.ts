@@ -67,9 +67,10 @@ export function memoryKv(): KvStore & { readonly entries: Map<string, string> } 
   const entries = new Map<string, string>();
   return {
     entries,
-    async get(key) {
-      return entries.get(key) ?? null;
-    },
+    get: (async (key: string | string[]) =>
+      Array.isArray(key)
+        ? new Map(key.map((k) => [k, entries.get(k) ?? null]))
+        : (entries.get(key) ?? null)) as KvStore["get"],
     async put(key, value) {
       entries.set(key, value);
     },
@@ -153,7 +154,7 @@ export async function seedDemoTenants(options: SeedOptions): Promise<SeededTenan
         ),
       ),
     );
-    const records = desiredRecords(row, tenant.domains);
+    const records = desiredRecords(row, tenant.domainDetails);
     seeded.push({
       slug: demo.slug,
       id: row.id,

@@ -15,7 +15,8 @@ export const controlMigrations: MigrationBundle = [
       "CREATE INDEX \"tenants_status_idx\" ON \"tenants\" USING btree (\"status\",\"id\");",
       "CREATE INDEX \"tenants_region_idx\" ON \"tenants\" USING btree (\"region\",\"id\");"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0001_fleet",
@@ -27,7 +28,8 @@ export const controlMigrations: MigrationBundle = [
       "ALTER TABLE \"run_tenants\" ADD CONSTRAINT \"run_tenants_tenant_id_tenants_id_fk\" FOREIGN KEY (\"tenant_id\") REFERENCES \"public\".\"tenants\"(\"id\") ON DELETE no action ON UPDATE no action;",
       "CREATE INDEX \"run_tenants_phase_idx\" ON \"run_tenants\" USING btree (\"run_id\",\"phase\",\"status\");"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0002_exports",
@@ -37,7 +39,8 @@ export const controlMigrations: MigrationBundle = [
       "ALTER TABLE \"exports\" ADD CONSTRAINT \"exports_tenant_id_tenants_id_fk\" FOREIGN KEY (\"tenant_id\") REFERENCES \"public\".\"tenants\"(\"id\") ON DELETE no action ON UPDATE no action;",
       "CREATE INDEX \"exports_tenant_idx\" ON \"exports\" USING btree (\"tenant_id\",\"created_at\");"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0003_onboarding_lease",
@@ -45,7 +48,8 @@ export const controlMigrations: MigrationBundle = [
     "statements": [
       "ALTER TABLE \"tenants\" ADD COLUMN \"onboarding_lease_until\" timestamp with time zone;"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0004_one_running_run",
@@ -53,6 +57,44 @@ export const controlMigrations: MigrationBundle = [
     "statements": [
       "CREATE UNIQUE INDEX \"migration_runs_one_running\" ON \"migration_runs\" USING btree (\"status\") WHERE \"migration_runs\".\"status\" = 'running';"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
+  },
+  {
+    "name": "0005_custom_hostnames",
+    "checksum": "34e03ed88caff7040a7bd2fc45089e74bf546e04301a9a31ca6e398ec979c88f",
+    "statements": [
+      "ALTER TABLE \"domains\" ADD COLUMN \"status\" text DEFAULT 'active' NOT NULL;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"cf_id\" text;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"ssl_status\" text;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"validation_errors\" jsonb;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"dns\" jsonb;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"alerted\" text;",
+      "ALTER TABLE \"domains\" ADD COLUMN \"checked_at\" timestamp with time zone;",
+      "CREATE INDEX \"domains_poll_idx\" ON \"domains\" USING btree (\"status\",\"checked_at\");",
+      "ALTER TABLE \"domains\" ADD CONSTRAINT \"domains_status_check\" CHECK (\"domains\".\"status\" IN ('pending', 'active', 'moved', 'blocked', 'deleted', 'removing'));"
+    ],
+    "down": null,
+    "pauseWrites": false
+  },
+  {
+    "name": "0006_fleet_safety",
+    "checksum": "adb0c111369e2940f321074c7a1327a9e8d081fdc96e7f6541a8cfec16bef1bb",
+    "statements": [
+      "ALTER TABLE \"migration_runs\" ADD COLUMN \"force\" boolean DEFAULT false NOT NULL;",
+      "ALTER TABLE \"migration_runs\" ADD COLUMN \"drops\" jsonb;",
+      "ALTER TABLE \"tenants\" ADD COLUMN \"writes_paused_by\" text;"
+    ],
+    "down": null,
+    "pauseWrites": false
+  },
+  {
+    "name": "0007_job_cursors",
+    "checksum": "dc74c72fb13f6198a5ffcf872049d1bf683cf1b25f6ea4fdaed98c672f64fe91",
+    "statements": [
+      "CREATE TABLE \"job_cursors\" (\n\t\"job\" text PRIMARY KEY NOT NULL,\n\t\"pass\" text NOT NULL,\n\t\"seq\" integer DEFAULT 0 NOT NULL,\n\t\"phase\" text NOT NULL,\n\t\"cursor\" text,\n\t\"progress\" jsonb NOT NULL,\n\t\"started_at\" timestamp with time zone DEFAULT now() NOT NULL,\n\t\"updated_at\" timestamp with time zone DEFAULT now() NOT NULL,\n\t\"finished_at\" timestamp with time zone\n);"
+    ],
+    "down": null,
+    "pauseWrites": false
   }
 ];

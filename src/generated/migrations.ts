@@ -19,7 +19,8 @@ export const migrations: MigrationBundle = [
       "CREATE INDEX \"carts_owner_idx\" ON \"carts\" USING btree (\"owner_sub\");",
       "CREATE INDEX \"orders_owner_idx\" ON \"orders\" USING btree (\"owner_sub\");"
     ],
-    "down": null
+    "down": null,
+    "pauseWrites": false
   },
   {
     "name": "0001_product_image",
@@ -29,7 +30,8 @@ export const migrations: MigrationBundle = [
     ],
     "down": [
       "ALTER TABLE \"products\" DROP COLUMN \"image_url\";"
-    ]
+    ],
+    "pauseWrites": false
   },
   {
     "name": "0002_order_note",
@@ -39,7 +41,8 @@ export const migrations: MigrationBundle = [
     ],
     "down": [
       "ALTER TABLE \"orders\" DROP COLUMN \"note\";"
-    ]
+    ],
+    "pauseWrites": false
   },
   {
     "name": "0003_order_items_product_idx",
@@ -49,6 +52,7 @@ export const migrations: MigrationBundle = [
     ],
     "down": [
       "DROP INDEX \"order_items_product_idx\";"
-    ]
+    ],
+    "pauseWrites": false
   }
 ];

@@ -35,6 +35,9 @@ export type ErrorCode =
   | "export_failed"
   | "link_invalid"
   | "link_expired"
+  | "quota_exceeded"
+  | "cloudflare_unavailable"
+  | "cloudflare_rejected"
   | "internal_error";
 
 const TITLES: Record<ErrorCode, string> = {
@@ -64,6 +67,9 @@ const TITLES: Record<ErrorCode, string> = {
   url_host_not_allowed: "Database host not allowed",
   onboarding_failed: "Onboarding failed",
   confirmation_required: "Confirmation required",
+  quota_exceeded: "Quota exceeded",
+  cloudflare_unavailable: "Cloudflare API unavailable",
+  cloudflare_rejected: "Cloudflare API refused the request",
   invalid_state: "Invalid state for this action",
   export_failed: "Export failed",
   link_invalid: "Invalid download link",
@@ -74,6 +80,10 @@ const TITLES: Record<ErrorCode, string> = {
 export interface ProblemExtras {
   /** Field-level validation problems. */
   readonly errors?: readonly { readonly path: string; readonly message: string }[];
+  /** A full quota's numbers (quota_exceeded). */
+  readonly quota?: { readonly allocated: number; readonly used: number };
+  /** What the upstream API answered (cloudflare_*): its HTTP status and error codes, never its text. */
+  readonly upstream?: { readonly status: number; readonly codes?: readonly number[] };
 }
 
 export class AppError extends Error {

@@ -5,6 +5,8 @@
  * nothing behind, and a ledger checksum that differs from the bundle is drift, never "fixed".
  */
 import type { NeonQueryFunction } from "@neondatabase/serverless";
+import { type DropTarget, dropsOf } from "./destructive-sql.ts";
+import { type LockPolicy, lockPolicy, timeoutStatements, withLockRetry } from "./migration-locks.ts";
 
 export interface Migration {
   readonly name: string;
@@ -13,6 +15,11 @@ export interface Migration {
   readonly statements: readonly string[];
   /** Statements that undo it, from `<name>.down.sql`, or null when it has none. */
   readonly down: readonly string[] | null;
+  /**
+   * Set by a `-- tenantry:pause-writes` line in the migration file: the tenant is answered 503
+   * `tenant_migrating` at the edge while this migration (or its undo) runs on it.
+   */
+  readonly pauseWrites?: boolean;
 }
 
 export type MigrationBundle = readonly Migration[];
@@ -82,12 +89,14 @@ const LEDGER_DDL = [
  * Creates the ledger when missing and reads it, in one round trip: one batch holding the advisory
  * lock (so two first runs cannot both create it), the idempotent DDL and the read.
  */
-async function ensureAndReadLedger(sql: Sql): Promise<AppliedMigration[]> {
-  const results = (await sql.transaction([
-    sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
-    ...LEDGER_DDL.map((statement) => sql.query(statement)),
-    sql.query(`SELECT name, checksum FROM ${LEDGER_TABLE} ORDER BY name`),
-  ])) as unknown[][];
+async function ensureAndReadLedger(sql: Sql, policy: LockPolicy): Promise<AppliedMigration[]> {
+  const results = (await withLockRetry(policy, () =>
+    sql.transaction([
+      ...begin(sql, policy),
+      ...LEDGER_DDL.map((statement) => sql.query(statement)),
+      sql.query(`SELECT name, checksum FROM ${LEDGER_TABLE} ORDER BY name`),
+    ]),
+  )) as unknown[][];
   return (results.at(-1) ?? []) as AppliedMigration[];
 }
 
@@ -111,15 +120,30 @@ export function pendingMigrations(bundle: MigrationBundle, applied: readonly App
   return bundle.filter((migration) => !done.has(migration.name));
 }
 
-/** One batch: the advisory lock, then each migration's ledger row and statements, in order. */
-function applyBatch(sql: Sql, migrations: readonly Migration[]) {
-  return sql.transaction([
+/** How every migration transaction starts: its timeouts (migration-locks.ts), then the advisory lock. */
+function begin(sql: Sql, policy: LockPolicy) {
+  return [
+    ...timeoutStatements(policy).map((statement) => sql.query(statement)),
     sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
-    ...migrations.flatMap((migration) => [
-      sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]),
-      ...migration.statements.map((statement) => sql.query(statement)),
+  ];
+}
+
+/** One batch: the lock, then each migration's ledger row and statements, in order; retried on 55P03. */
+function applyBatch(sql: Sql, migrations: readonly Migration[], policy: LockPolicy) {
+  return withLockRetry(policy, () =>
+    sql.transaction([
+      ...begin(sql, policy),
+      ...migrations.flatMap((migration) => [
+        sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [migration.name, migration.checksum]),
+        ...migration.statements.map((statement) => sql.query(statement)),
+      ]),
     ]),
-  ]);
+  );
+}
+
+export interface LockOptions {
+  /** Lock and statement timeouts and retries of each transaction (defaults: DEFAULT_LOCK_POLICY). */
+  readonly lock?: Partial<LockPolicy> | undefined;
 }
 
 /**
@@ -130,16 +154,22 @@ function applyBatch(sql: Sql, migrations: readonly Migration[]) {
  * pending migrations are applied again one batch each: the ones before the failing one land (as
  * they would have one by one), and the error thrown is the failing migration's own.
  */
-export async function migrateDatabase(sql: Sql, bundle: MigrationBundle, target?: string): Promise<MigrateResult> {
+export async function migrateDatabase(
+  sql: Sql,
+  bundle: MigrationBundle,
+  target?: string,
+  options: LockOptions = {},
+): Promise<MigrateResult> {
+  const policy = lockPolicy(options.lock);
   const upTo = target === undefined ? bundle.length : bundle.findIndex((m) => m.name === target) + 1;
   if (upTo === 0) throw new Error(`unknown target migration ${target}`);
   const wanted = bundle.slice(0, upTo);
-  const pending = pendingMigrations(wanted, await ensureAndReadLedger(sql));
+  const pending = pendingMigrations(wanted, await ensureAndReadLedger(sql, policy));
   const applied: string[] = [];
   let together = pending.length > 1;
   if (together) {
     try {
-      await applyBatch(sql, pending);
+      await applyBatch(sql, pending, policy);
       applied.push(...pending.map((m) => m.name));
     } catch {
       together = false;
@@ -148,7 +178,7 @@ export async function migrateDatabase(sql: Sql, bundle: MigrationBundle, target?
   if (!together) {
     for (const migration of pending) {
       try {
-        await applyBatch(sql, [migration]);
+        await applyBatch(sql, [migration], policy);
         applied.push(migration.name);
       } catch (error) {
         // Another run applied it between our read and our batch: its ledger row won the race.
@@ -184,25 +214,33 @@ const RAISE_DRY_RUN = `DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '${DRY_RUN_SQ
  * ends by raising on purpose, so Postgres rolls it all back. Resolves with what would be applied;
  * rejects with the error of the statement that would fail. Changes nothing, even the ledger.
  */
-export async function dryRunMigrations(sql: Sql, bundle: MigrationBundle, target?: string): Promise<MigrateResult> {
+export async function dryRunMigrations(
+  sql: Sql,
+  bundle: MigrationBundle,
+  target?: string,
+  options: LockOptions = {},
+): Promise<MigrateResult> {
+  const policy = lockPolicy(options.lock);
   const upTo = target === undefined ? bundle.length : bundle.findIndex((m) => m.name === target) + 1;
   if (upTo === 0) throw new Error(`unknown target migration ${target}`);
   const wanted = bundle.slice(0, upTo);
   const pending = pendingMigrations(wanted, await appliedMigrations(sql));
   if (pending.length > 0) {
     try {
-      await sql.transaction([
-        sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
-        ...LEDGER_DDL.map((statement) => sql.query(statement)),
-        ...pending.flatMap((migration) => [
-          sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [
-            migration.name,
-            migration.checksum,
+      await withLockRetry(policy, () =>
+        sql.transaction([
+          ...begin(sql, policy),
+          ...LEDGER_DDL.map((statement) => sql.query(statement)),
+          ...pending.flatMap((migration) => [
+            sql.query(`INSERT INTO ${LEDGER_TABLE} (name, checksum) VALUES ($1, $2)`, [
+              migration.name,
+              migration.checksum,
+            ]),
+            ...migration.statements.map((statement) => sql.query(statement)),
           ]),
-          ...migration.statements.map((statement) => sql.query(statement)),
+          sql.query(RAISE_DRY_RUN),
         ]),
-        sql.query(RAISE_DRY_RUN),
-      ]);
+      );
     } catch (error) {
       if (codeOf(error) !== DRY_RUN_SQLSTATE) throw error;
     }
@@ -218,6 +256,8 @@ export interface RollbackResult {
   readonly rolledBack: readonly string[];
   /** Latest migration still applied afterwards, or null. */
   readonly version: string | null;
+  /** What the undone down files drop or truncate (destructive-sql.ts); a dry run lists it too. */
+  readonly drops: readonly DropTarget[];
 }
 
 /**
@@ -269,6 +309,12 @@ export interface RollbackOptions {
    */
   readonly from: string | null;
   readonly dryRun?: boolean;
+  readonly lock?: Partial<LockPolicy> | undefined;
+  /**
+   * Called once before anything is undone when the plan drops or truncates something (not on a dry
+   * run): takes the export of what will go, or throws to refuse the rollback (nothing is undone).
+   */
+  readonly beforeDrop?: ((drops: readonly DropTarget[]) => Promise<void>) | undefined;
 }
 
 /**
@@ -280,10 +326,12 @@ export interface RollbackOptions {
 export async function rollbackMigrations(
   sql: Sql,
   bundle: MigrationBundle,
-  { steps, from, dryRun = false }: RollbackOptions,
+  { steps, from, dryRun = false, lock, beforeDrop }: RollbackOptions,
 ): Promise<RollbackResult> {
+  const policy = lockPolicy(lock);
   const applied = await appliedMigrations(sql);
   const plan = planRollback(bundle, applied, steps, from);
+  const drops = dropsOf(plan);
   const undone = new Set(plan.map((m) => m.name));
   const remaining = new Set(applied.map((row) => row.name).filter((name) => !undone.has(name)));
   const version = bundle.findLast((m) => remaining.has(m.name))?.name ?? null;
@@ -295,26 +343,25 @@ export async function rollbackMigrations(
   if (dryRun) {
     if (plan.length > 0) {
       try {
-        await sql.transaction([
-          sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`),
-          ...plan.flatMap(undo),
-          sql.query(RAISE_DRY_RUN),
-        ]);
+        await withLockRetry(policy, () =>
+          sql.transaction([...begin(sql, policy), ...plan.flatMap(undo), sql.query(RAISE_DRY_RUN)]),
+        );
       } catch (error) {
         if (codeOf(error) !== DRY_RUN_SQLSTATE) throw error;
       }
     }
-    return { rolledBack: plan.map((m) => m.name), version };
+    return { rolledBack: plan.map((m) => m.name), version, drops };
   }
+  if (drops.length > 0) await beforeDrop?.(drops);
   const rolledBack: string[] = [];
   for (const migration of plan) {
     try {
-      await sql.transaction([sql.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`), ...undo(migration)]);
+      await withLockRetry(policy, () => sql.transaction([...begin(sql, policy), ...undo(migration)]));
       rolledBack.push(migration.name);
     } catch (error) {
       // 22012: the ledger row was gone, another run rolled this migration back first.
       if (codeOf(error) !== "22012") throw new MigrationFailedError(migration.name, error);
     }
   }
-  return { rolledBack, version };
+  return { rolledBack, version, drops };
 }

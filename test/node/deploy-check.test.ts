@@ -71,6 +71,9 @@ describe("deploy:check", () => {
         NEON_PROJECTS: '{"eu":{"projectId":"p"}}',
       }).sort(),
     ).toEqual(["CONTROL_DATABASE_URL", "DB_ENCRYPTION_KEYS", "EXPORT_SIGNING_KEY", "NEON_API_KEY"]);
+    expect(requiredSecrets({ JWKS_URL: "j", ADMIN_JWKS_URL: "a", CLOUDFLARE_ZONE_ID: "zone" })).toContain(
+      "CLOUDFLARE_API_TOKEN",
+    );
   });
 
   it("reports the bundle size against the plan's limit", () => {

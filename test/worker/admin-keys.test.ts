@@ -151,7 +151,8 @@ describe("encryption key rotation", () => {
     let raced = false;
     neonConfig.fetchFunction = async (input: string | URL | Request, init?: RequestInit) => {
       const body = String(init?.body ?? "");
-      if (!raced && /update \\"tenants\\" set \\"db_secret\\"/.test(body) && body.includes(row.id)) {
+      // The batch's one conditional UPDATE (keys.ts writeResealed), with this tenant among its rows.
+      if (!raced && /UPDATE \\"tenants\\" SET db_secret = v\.db/.test(body) && body.includes(row.id)) {
         raced = true;
         await deps.db.update(tenants).set({ dbSecret: written }).where(eq(tenants.id, row.id));
       }

@@ -268,7 +268,7 @@ describe("fleet: duplicate deliveries and racing consumers apply each migration 
     // Delivered again after the first one finished, it is still a no-op: it does not undo the
     // migration below (it did, when a rollback meant "the latest `steps` in the ledger now").
     const late = await rollbackMigrations(await migrationSql(slug), migrations, { steps: 1, from: LATEST });
-    expect(late).toEqual({ rolledBack: [], version: NAMES.at(-2) });
+    expect(late).toEqual({ rolledBack: [], version: NAMES.at(-2), drops: [] });
     expect(await ledger(slug)).toEqual(NAMES.slice(0, -1));
 
     // And re-applying after it brings back just that one.

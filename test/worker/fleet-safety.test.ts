@@ -1,8 +1,10 @@
+import { env } from "cloudflare:test";
 import { and, eq, inArray } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { exportKeys } from "../../src/control/export/service.ts";
 import { dispatch, type FleetDeps } from "../../src/control/fleet/dispatch.ts";
 import { cancelRun, type RunProgress } from "../../src/control/fleet/runs.ts";
-import { migrationRuns, runTenants } from "../../src/control/schema.ts";
+import { exportsTable, migrationRuns, runTenants } from "../../src/control/schema.ts";
 import { createTenant } from "../../src/control/tenants/create.ts";
 import { suspendTenant } from "../../src/control/tenants/lifecycle.ts";
 import { migrations } from "../../src/generated/migrations.ts";
@@ -42,6 +44,8 @@ const S = {
 const MINE: string[] = Object.values(S);
 const AT_FIRST = [S.canary, S.n1, S.n2, S.n3];
 const TAMPERED = "0".repeat(64);
+/** What rolling back 0002_order_note drops: its down file is `DROP COLUMN "note"`. */
+const NOTE_DROP = `column orders.note (${NAMES[2]})`;
 
 const deps = () => controlDeps("test:fleet-safety");
 
@@ -239,11 +243,14 @@ describe("fleet safety: canary, dry run, rollback, drift", () => {
 
     // A dry rollback reports what it would undo, and undoes nothing either.
     const dry = await startRun(token, { kind: "rollback", steps: 2, dryRun: true, concurrency: 10, maxFailures: 1000 });
+    // The run lists what it would drop (index drops lose no data and are not listed).
+    expect(dry.drops).toContain(NOTE_DROP);
+    expect(dry.force).toBe(false);
     await settle(token, dry.id);
     const dryRows = await rowsOf(dry.id);
     for (const slug of [S.rb1, S.rb2]) {
       expect(dryRows.of(slug), slug).toMatchObject({ status: "done", fromVersion: LATEST, toVersion: SECOND });
-      expect(dryRows.of(slug).result).toEqual({ rolledBack: [LATEST, NAMES[2]], dryRun: true });
+      expect(dryRows.of(slug).result).toEqual({ rolledBack: [LATEST, NAMES[2]], dryRun: true, drops: [NOTE_DROP] });
     }
     for (const slug of MINE) expect(await fingerprint(slug), slug).toBe(before[slug]);
   }, 240_000);
@@ -300,7 +307,23 @@ describe("fleet safety: canary, dry run, rollback, drift", () => {
         fromVersion: LATEST,
         toVersion: SECOND,
       });
-      expect(rows.of(slug).result).toEqual({ rolledBack: [LATEST, NAMES[2]], dryRun: false });
+      // It drops orders.note: an export of the tenant was taken to R2 first (drop-guard.ts).
+      const result = rows.of(slug).result as { exportId?: string };
+      expect(result).toEqual({
+        rolledBack: [LATEST, NAMES[2]],
+        dryRun: false,
+        drops: [NOTE_DROP],
+        exportId: expect.stringMatching(/^exp_/),
+      });
+      const [taken] = await deps()
+        .db.select()
+        .from(exportsTable)
+        .where(eq(exportsTable.id, result.exportId as string));
+      expect(taken).toMatchObject({ slug, kind: "pre_rollback", status: "complete" });
+      const manifest = await env.EXPORTS.get(exportKeys(taken?.tenantId as string, taken?.id as string).manifest);
+      expect(manifest).not.toBeNull();
+      const tables = ((await manifest?.json()) as { tables: { name: string }[] } | undefined)?.tables ?? [];
+      expect(tables.map((t) => t.name)).toContain("public.orders");
       expect((await ledger(slug)).map((r) => r.name)).toEqual([FIRST, SECOND]);
       expect(await columns(slug)).toEqual({ imageUrl: true, note: false, productIdx: false });
       expect((await tenantRow(slug)).schemaVersion).toBe(SECOND);

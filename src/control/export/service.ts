@@ -5,7 +5,7 @@
  * The manifest is what makes an export complete: a reader (the download route, the CLI) never
  * trusts a dump without it. A retry starts from scratch under the same keys.
  */
-import { and, asc, desc, eq, gt, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
 import { AppError } from "../../shared/errors.ts";
 import { redactSecrets } from "../../shared/redact.ts";
@@ -57,7 +57,7 @@ export const exportKeys = (tenantId: string, exportId: string) => ({
   manifest: `exports/${tenantId}/${exportId}/manifest.json`,
 });
 
-const newExportId = () =>
+export const newExportId = () =>
   `exp_${Array.from(crypto.getRandomValues(new Uint8Array(8)), (b) => b.toString(16).padStart(2, "0")).join("")}`;
 
 /** Records an export and queues it; the consumer does the work. */
@@ -86,39 +86,6 @@ export async function requestExport(
   await deps.sendExport([{ kind: "export", exportId: id }]);
   await audit(deps, "export.request", slug, "ok", { exportId: id, kind });
   return exportView(row as ExportRow);
-}
-
-/** Queues a nightly export of every active tenant (cron); paged, sendBatch-sized. */
-export async function scheduleNightlyExports(deps: ExportDeps): Promise<number> {
-  let cursor = "";
-  let queued = 0;
-  for (;;) {
-    const page = await deps.db
-      .select({ id: tenants.id, slug: tenants.slug })
-      .from(tenants)
-      .where(and(eq(tenants.status, "active"), cursor ? gt(tenants.id, cursor) : undefined))
-      .orderBy(asc(tenants.id))
-      .limit(100);
-    if (page.length === 0) break;
-    const rows = page.map((t) => {
-      const id = newExportId();
-      return {
-        id,
-        tenantId: t.id,
-        slug: t.slug,
-        kind: "nightly" as const,
-        status: "pending" as const,
-        objectKey: exportKeys(t.id, id).dump,
-        createdBy: deps.actor,
-      };
-    });
-    await deps.db.insert(exportsTable).values(rows);
-    await deps.sendExport(rows.map((r) => ({ kind: "export", exportId: r.id })));
-    queued += rows.length;
-    cursor = page.at(-1)?.id ?? "";
-    if (page.length < 100) break;
-  }
-  return queued;
 }
 
 type ExportRow = typeof exportsTable.$inferSelect;
@@ -253,8 +220,9 @@ export async function applyRetention(deps: ExportDeps, tenantId: string): Promis
     .from(exportsTable)
     .where(and(eq(exportsTable.tenantId, tenantId), eq(exportsTable.status, "complete")))
     .orderBy(desc(exportsTable.createdAt), desc(exportsTable.id));
-  // The final export of a deleted tenant is never pruned by retention.
-  const expired = complete.filter((e) => e.kind !== "final").slice(keep);
+  // The final export of a deleted tenant, and the copy a rollback took of what it dropped, are
+  // never pruned by retention.
+  const expired = complete.filter((e) => e.kind !== "final" && e.kind !== "pre_rollback").slice(keep);
   for (const e of expired) {
     const keys = exportKeys(tenantId, e.id);
     await deps.bucket.delete([keys.dump, keys.manifest]);
@@ -273,24 +241,33 @@ export async function applyRetention(deps: ExportDeps, tenantId: string): Promis
   return expired.length;
 }
 
-/** The final export offered by the delete flow: runs inline, before the database is dropped. */
-export async function finalExport(deps: ExportDeps, slug: string): Promise<ExportView> {
-  const [tenant] = await deps.db.select().from(tenants).where(eq(tenants.slug, slug));
-  if (!tenant) throw new AppError(404, "not_found", "No such tenant.");
+/** An export run inline (not queued): the final one before a delete, or one before a rollback drops data. */
+export async function inlineExport(
+  deps: ExportDeps,
+  tenant: { readonly id: string; readonly slug: string },
+  kind: "final" | "pre_rollback",
+): Promise<ExportView> {
   const id = newExportId();
   await deps.db.insert(exportsTable).values({
     id,
     tenantId: tenant.id,
-    slug,
-    kind: "final",
+    slug: tenant.slug,
+    kind,
     status: "pending",
     objectKey: exportKeys(tenant.id, id).dump,
     createdBy: deps.actor,
   });
-  const result = await runExport(deps, id);
+  return runExport(deps, id);
+}
+
+/** The final export offered by the delete flow: runs inline, before the database is dropped. */
+export async function finalExport(deps: ExportDeps, slug: string): Promise<ExportView> {
+  const [tenant] = await deps.db.select().from(tenants).where(eq(tenants.slug, slug));
+  if (!tenant) throw new AppError(404, "not_found", "No such tenant.");
+  const result = await inlineExport(deps, tenant, "final");
   if (result.status !== "complete") {
     // The export's own failure (its reason is on the export, GET /v1/exports/{id}), not onboarding's.
-    throw new AppError(502, "export_failed", `The final export ${id} failed: the tenant was not deleted.`);
+    throw new AppError(502, "export_failed", `The final export ${result.id} failed: the tenant was not deleted.`);
   }
   return result;
 }

@@ -12,6 +12,7 @@
 import { type NeonQueryFunction, neon } from "@neondatabase/serverless";
 import { and, eq, ne, or, sql } from "drizzle-orm";
 import { decryptSecret } from "../../shared/crypto/secrets.ts";
+import { describeDrop } from "../../shared/destructive-sql.ts";
 import {
   dryRunMigrations,
   MigrationDriftError,
@@ -25,6 +26,8 @@ import { migrationRuns, runTenants, tenants } from "../schema.ts";
 import { projectTenant } from "../tenants/projection.ts";
 import { migrationAad, ring } from "../tenants/secrets.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "./dispatch.ts";
+import { dropGuard } from "./drop-guard.ts";
+import { pausesWrites, withWritesPaused } from "./pause.ts";
 
 export type ApplyOutcome = "done" | "failed" | "drift" | "skipped";
 
@@ -72,7 +75,11 @@ export async function applyTenant(
   const claimed = await claim(deps, message);
   if (!claimed) return "skipped";
   const { run, row, tenant, started } = claimed;
-  const attempt = await migrate(deps, run, tenant);
+  // A run touching a `pause-writes` migration makes the tenant 503 at the edge while it works.
+  const attempt =
+    tenant && pausesWrites(deps.tenantBundle, run, tenant.schemaVersion)
+      ? await withWritesPaused(deps, tenant, run.id, () => migrate(deps, run, tenant))
+      : await migrate(deps, run, tenant);
   if (!(await record(deps, message, tenant, started, attempt))) {
     await next();
     return "skipped";
@@ -170,18 +177,29 @@ async function migrate(deps: FleetDeps, run: Run, tenant: Tenant | undefined): P
     if (run.kind === "rollback") {
       // From the version the control plane recorded, not the ledger's latest: a duplicate delivery
       // racing this one then undoes the same migrations, never the ones below them.
+      // Down files that drop or truncate run only after an export of the tenant (or with force).
+      const guard = dropGuard(tenant, { force: run.force, exportBeforeDrop: deps.exportBeforeDrop });
       const rolled = await rollbackMigrations(db, deps.tenantBundle, {
         steps: run.steps ?? 1,
         from: tenant.schemaVersion,
         dryRun: run.dryRun,
+        lock: deps.migrationLocks,
+        beforeDrop: guard.beforeDrop,
       });
-      result = { rolledBack: rolled.rolledBack, dryRun: run.dryRun };
+      const exportId = guard.exportId();
+      result = {
+        rolledBack: rolled.rolledBack,
+        dryRun: run.dryRun,
+        drops: rolled.drops.map(describeDrop),
+        ...(exportId ? { exportId } : {}),
+      };
       toVersion = rolled.version;
     } else {
       const target = run.target ?? undefined;
+      const options = { lock: deps.migrationLocks };
       const applied = run.dryRun
-        ? await dryRunMigrations(db, deps.tenantBundle, target)
-        : await migrateDatabase(db, deps.tenantBundle, target);
+        ? await dryRunMigrations(db, deps.tenantBundle, target, options)
+        : await migrateDatabase(db, deps.tenantBundle, target, options);
       result = { applied: applied.applied, dryRun: run.dryRun };
       toVersion = applied.version;
       if (!run.dryRun) await leastPrivilegeAppRole(db, tenant);

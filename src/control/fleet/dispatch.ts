@@ -9,8 +9,10 @@
  * advisory lock, so a tenant is queued once per attempt.
  */
 import { and, count, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
+import type { LockPolicy } from "../../shared/migration-locks.ts";
 import { migrationRuns, type RunTenantState, runTenants } from "../schema.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
+import type { ExportBeforeDrop } from "./drop-guard.ts";
 import { dispatchStep } from "./plan.ts";
 
 /** One tenant's work in one run: the Queue message body. */
@@ -25,6 +27,10 @@ export interface FleetDeps extends ControlDeps {
   readonly send: (messages: readonly MigrateMessage[]) => Promise<void>;
   /** POSTs an alert as JSON (ALERT_WEBHOOK_URL); absent: alerts are only logged. */
   readonly alert?: ((payload: Record<string, unknown>) => Promise<void>) | undefined;
+  /** Lock and statement timeouts and lock retries of each tenant migration (MIGRATION_* vars). */
+  readonly migrationLocks?: Partial<LockPolicy> | undefined;
+  /** Takes an export before a rollback drops data (drop-guard.ts); absent, such a rollback is refused unless forced. */
+  readonly exportBeforeDrop?: ExportBeforeDrop | undefined;
 }
 
 /** A queued message not started within this long is sent again (lost or dead-lettered). */

@@ -1,17 +1,18 @@
 /**
  * Read-only fleet overviews the operator console shows next to `fleetStatus` and `runProgress`
- * (runs.ts): tenants counted by status and region, mapped domains, the latest runs, and a run's
+ * (runs.ts): tenants counted by status and region, mapped domains by state, the latest runs, and a run's
  * progress per phase (canary, waves). Reads only: every rule about runs stays in runs.ts.
  */
 import { count, desc, eq } from "drizzle-orm";
-import { domains, migrationRuns, type RunTenantState, runTenants, tenants } from "../schema.ts";
+import { type DomainState, domains, migrationRuns, type RunTenantState, runTenants, tenants } from "../schema.ts";
 import type { ControlDeps } from "../tenants/deps.ts";
 
 export interface TenantCensus {
   /** Tenants per status, then per region within it (deleted tenants included: they keep their audit). */
   readonly byStatus: Record<string, Record<string, number>>;
   readonly total: number;
-  readonly domains: number;
+  /** Mapped domains per state (active, pending, moved, blocked, deleted, removing); absent states are 0. */
+  readonly domains: Partial<Record<DomainState, number>>;
 }
 
 export async function tenantCensus(deps: ControlDeps): Promise<TenantCensus> {
@@ -27,8 +28,8 @@ export async function tenantCensus(deps: ControlDeps): Promise<TenantCensus> {
     byStatus[row.status] = regions;
     total += Number(row.n);
   }
-  const [mapped] = await deps.db.select({ n: count() }).from(domains);
-  return { byStatus, total, domains: Number(mapped?.n ?? 0) };
+  const mapped = await deps.db.select({ status: domains.status, n: count() }).from(domains).groupBy(domains.status);
+  return { byStatus, total, domains: Object.fromEntries(mapped.map((row) => [row.status, Number(row.n)])) };
 }
 
 export interface RunSummary {

@@ -19,10 +19,11 @@ export function planPhases(
   const canaryIds = new Set(canary.map((t) => t.id));
   const rest = tenantIds.filter((t) => !canaryIds.has(t.id));
   const waveSize = options.wave && options.wave > 0 ? options.wave : Math.max(1, rest.length);
-  const firstWave = canary.length > 0 ? 1 : 0;
+  // Waves start at phase 1 even without a canary: phase 0 is the canary's (empty, it advances at
+  // once), so a failure in the first wave is never taken for a failed canary.
   return [
     ...canary.map((t) => ({ ...t, phase: 0 })),
-    ...rest.map((t, index) => ({ ...t, phase: firstWave + Math.floor(index / waveSize) })),
+    ...rest.map((t, index) => ({ ...t, phase: 1 + Math.floor(index / waveSize) })),
   ];
 }
 

@@ -11,6 +11,7 @@
  * re-queues what is pending or failed, `cancel` skips what has not started.
  */
 import { and, asc, count, desc, eq, inArray, min, sql } from "drizzle-orm";
+import { describeDrop, dropsOf } from "../../shared/destructive-sql.ts";
 import { AppError } from "../../shared/errors.ts";
 import type { MigrationBundle } from "../../shared/migrations.ts";
 import {
@@ -25,6 +26,7 @@ import {
 import type { ControlDeps } from "../tenants/deps.ts";
 import { isUniqueViolation } from "../tenants/rows.ts";
 import { dispatch, type FleetDeps, setRun } from "./dispatch.ts";
+import { migrationsOfRun, releasePauses } from "./pause.ts";
 import { phaseCount, planPhases, unknownCanaries } from "./plan.ts";
 
 export interface RunOptions {
@@ -41,6 +43,8 @@ export interface RunOptions {
   readonly concurrency?: number | undefined;
   readonly maxFailures?: number | undefined;
   readonly dryRun?: boolean | undefined;
+  /** rollback: drop or truncate without an export of each tenant first (drop-guard.ts). */
+  readonly force?: boolean | undefined;
 }
 
 export interface RunProgress {
@@ -49,6 +53,9 @@ export interface RunProgress {
   readonly target: string | null;
   readonly steps: number | null;
   readonly dryRun: boolean;
+  readonly force: boolean;
+  /** rollback: what its down files drop or truncate across the fleet's versions. */
+  readonly drops: string[];
   readonly status: RunState;
   readonly phase: number;
   readonly phases: number;
@@ -139,13 +146,17 @@ export async function startRun(deps: FleetDeps, options: RunOptions): Promise<Ru
     wave: options.wave,
   });
   const id = newRunId();
+  const steps = kind === "rollback" ? (options.steps ?? null) : null;
+  const drops = kind === "rollback" ? await rollbackDrops(deps, steps ?? 1) : null;
   await oneRunning(() =>
     deps.db.insert(migrationRuns).values({
       id,
       kind,
       target,
-      steps: kind === "rollback" ? (options.steps ?? null) : null,
+      steps,
       dryRun: options.dryRun ?? false,
+      force: kind === "rollback" && options.force === true,
+      drops,
       status: planned.length === 0 ? "completed" : "running",
       concurrency: Math.max(1, Math.min(250, options.concurrency ?? 10)),
       maxFailures: Math.max(0, options.maxFailures ?? 10),
@@ -172,6 +183,17 @@ export async function startRun(deps: FleetDeps, options: RunOptions): Promise<Ru
   });
   await dispatch(deps);
   return runProgress(deps, id);
+}
+
+/** What a rollback of `steps` would drop, over the versions the active tenants are recorded at. */
+async function rollbackDrops(deps: FleetDeps, steps: number): Promise<string[]> {
+  const versions = await deps.db
+    .selectDistinct({ version: tenants.schemaVersion })
+    .from(tenants)
+    .where(eq(tenants.status, "active"));
+  const run = { kind: "rollback" as const, target: null, steps, dryRun: false };
+  const undone = versions.flatMap(({ version }) => migrationsOfRun(deps.tenantBundle, run, version).reverse());
+  return [...new Set(dropsOf(undone).map(describeDrop))];
 }
 
 export async function runProgress(deps: ControlDeps, runId: string): Promise<RunProgress> {
@@ -205,6 +227,8 @@ export async function runProgress(deps: ControlDeps, runId: string): Promise<Run
     target: run.target,
     steps: run.steps,
     dryRun: run.dryRun,
+    force: run.force,
+    drops: run.drops ?? [],
     status: run.status,
     phase: run.phase,
     phases: run.phases,
@@ -266,6 +290,9 @@ export async function cancelRun(deps: FleetDeps, runId: string): Promise<RunProg
     .update(runTenants)
     .set({ status: "skipped" })
     .where(and(eq(runTenants.runId, runId), inArray(runTenants.status, ["pending", "queued"])));
+  // A consumer that died mid-migration left its tenant paused, and a cancelled run is never
+  // delivered again to release it: the operator's cancel does.
+  await releasePauses(deps, runId);
   return runProgress(deps, runId);
 }
 

@@ -5,13 +5,14 @@
  * caller brings the database, so its connection strings are sealed at once and provisioning skipped.
  */
 
+import { eq } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
 import { isValidSlug } from "../../shared/host.ts";
 import type { ProvisionerKind } from "../provisioners/types.ts";
 import { domains, tenants } from "../schema.ts";
 import { audited } from "./audit.ts";
 import { type ControlDeps, provisionerFor } from "./deps.ts";
-import { normaliseDomain } from "./domains.ts";
+import { createCustomHostname, normaliseDomain } from "./domains.ts";
 import { onboard } from "./onboarding.ts";
 import { isUniqueViolation, type TenantView } from "./rows.ts";
 import { sealConnections } from "./secrets.ts";
@@ -28,6 +29,9 @@ export interface CreateTenantInput {
   readonly migrationConnectionString?: string | undefined;
 }
 
+/** Slugs that would make a platform subdomain (`<slug>.<PLATFORM_DOMAIN>`) look like the platform's own. */
+export const RESERVED_SLUGS: readonly string[] = ["admin", "www", "api", "app", "mail", "status", "docs", "cdn"];
+
 function newTenantId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(10));
   return `ten_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
@@ -35,6 +39,11 @@ function newTenantId(): string {
 
 /** The slug and region checks, as 422s naming the field. */
 function checkInput(deps: ControlDeps, input: CreateTenantInput, kind: ProvisionerKind): void {
+  if (RESERVED_SLUGS.includes(input.slug)) {
+    throw new AppError(422, "validation_failed", "This slug is reserved.", {
+      extras: { errors: [{ path: "slug", message: "reserved for platform hosts" }] },
+    });
+  }
   if (!isValidSlug(input.slug)) {
     throw new AppError(422, "validation_failed", "Invalid slug.", {
       extras: {
@@ -77,7 +86,9 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
     async () => {
       const kind = input.provisioner ?? deps.defaultProvisioner;
       checkInput(deps, input, kind);
-      const hostnames = [...new Set((input.domains ?? []).map((d) => normaliseDomain(d, deps.reservedHosts)))];
+      const hostnames = [
+        ...new Set((input.domains ?? []).map((d) => normaliseDomain(d, deps.reservedHosts, deps.platformDomain))),
+      ];
       const id = newTenantId();
       const secrets = kind === "url" ? await urlSecrets(deps, input, id) : undefined;
       try {
@@ -91,7 +102,12 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
             provisioner: kind,
             ...(secrets ?? {}),
           }),
-          ...hostnames.map((hostname) => deps.db.insert(domains).values({ hostname, tenantId: id })),
+          // With Cloudflare configured they are custom hostnames, pending until active.
+          ...hostnames.map((hostname) =>
+            deps.db
+              .insert(domains)
+              .values({ hostname, tenantId: id, status: deps.customHostnames ? "pending" : "active" }),
+          ),
         ]);
       } catch (error) {
         if (isUniqueViolation(error, "tenants_slug_key"))
@@ -99,9 +115,22 @@ export async function createTenant(deps: ControlDeps, input: CreateTenantInput):
         if (isUniqueViolation(error)) throw new AppError(409, "conflict", "A domain is already mapped to a tenant.");
         throw error;
       }
+      await startCustomHostnames(deps, id, hostnames);
       await deps.afterStep?.("created", id);
       return onboard(deps, id);
     },
     (tenant) => ({ id: tenant.id, region: tenant.region, status: tenant.status }),
   );
+}
+
+/**
+ * Creates the custom hostnames of a new tenant's domains at once, so validation runs while the
+ * database is provisioned. One Cloudflare refuses or cannot take stays pending without an id and
+ * the cron's domain pass (domains/poll.ts) creates it later; onboarding goes on either way.
+ */
+async function startCustomHostnames(deps: ControlDeps, id: string, hostnames: readonly string[]): Promise<void> {
+  if (!deps.customHostnames || hostnames.length === 0) return;
+  const [row] = await deps.db.select().from(tenants).where(eq(tenants.id, id));
+  if (!row) return;
+  for (const hostname of hostnames) await createCustomHostname(deps, row, hostname).catch(() => undefined);
 }

@@ -8,6 +8,7 @@ import { neon } from "@neondatabase/serverless";
 import { drizzle, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import { AppError } from "../../shared/errors.ts";
 import type { MigrationBundle } from "../../shared/migrations.ts";
+import type { CustomHostnameApi } from "../domains/cloudflare.ts";
 import type { Provisioner, ProvisionerKind } from "../provisioners/types.ts";
 import * as schema from "../schema.ts";
 
@@ -17,9 +18,14 @@ export function controlDb(url: string): ControlDb {
   return drizzle({ client: neon(url), schema });
 }
 
-/** The KV operations the projection needs (a Workers KVNamespace satisfies it). */
+/**
+ * The KV operations the projection needs (a Workers KVNamespace satisfies it). A `get` of up to 100
+ * keys is one operation against the 1,000 per invocation (Workers KV limits), so fleet-wide jobs
+ * read in bulk.
+ */
 export interface KvStore {
   get(key: string, type: "text"): Promise<string | null>;
+  get(keys: string[], type: "text"): Promise<Map<string, string | null>>;
   put(key: string, value: string): Promise<void>;
   delete(key: string): Promise<void>;
   list(options: { prefix: string; cursor?: string | undefined }): Promise<{
@@ -42,6 +48,16 @@ export interface ControlDeps {
   readonly tenantBundle: MigrationBundle;
   /** Hosts that may never be a tenant domain (the admin host). */
   readonly reservedHosts: readonly string[];
+  /** `PLATFORM_DOMAIN`: it and every name under it are platform hosts, never custom domains. */
+  readonly platformDomain?: string | undefined;
+  /**
+   * Cloudflare for SaaS custom hostnames. Absent (no CLOUDFLARE_API_TOKEN / CLOUDFLARE_ZONE_ID): a
+   * domain is served as soon as it is mapped, as before custom hostnames (tests that do not exercise
+   * them; `.localhost` demo hosts); `npm run dev` configures the fake API.
+   */
+  readonly customHostnames?: CustomHostnameApi | undefined;
+  /** POSTs an alert (ALERT_WEBHOOK_URL); absent: none sent. */
+  readonly alert?: ((payload: Record<string, unknown>) => Promise<void>) | undefined;
   /** Who is acting (token subject), for the audit log. */
   readonly actor: string;
   readonly requestId?: string | undefined;

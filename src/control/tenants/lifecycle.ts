@@ -5,6 +5,7 @@
  */
 import { and, asc, eq, gt, inArray, ne, type SQL } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
+import { releaseTenantDomains } from "../domains/release.ts";
 import { domains, type TenantState, tenants } from "../schema.ts";
 import { audited } from "./audit.ts";
 import { type ControlDeps, provisionerFor } from "./deps.ts";
@@ -54,7 +55,7 @@ export async function listTenants(
   const items = page.map((row) =>
     view(
       row,
-      hostRows.filter((h) => h.tenantId === row.id).map((h) => h.hostname),
+      hostRows.filter((h) => h.tenantId === row.id),
     ),
   );
   const last = page.at(-1);
@@ -110,7 +111,7 @@ async function markDeleting(deps: ControlDeps, id: string): Promise<TenantRow> {
 
 /**
  * GDPR delete: the slug must be echoed back; KV records go first (the edge stops serving), then the
- * database and role are dropped, then the tenant is marked deleted with its secrets erased. The
+ * database and role are dropped, the domains released (custom hostnames too; domains/release.ts), then the tenant is marked deleted with its secrets erased. The
  * audit record stays. Safe to repeat after an interruption.
  */
 export async function deleteTenant(deps: ControlDeps, slug: string, confirm: string | undefined): Promise<TenantView> {
@@ -135,14 +136,18 @@ export async function deleteTenant(deps: ControlDeps, slug: string, confirm: str
     if (row.provisioner !== "url") {
       await provisioner.deprovision({ tenantId: row.id, slug: row.slug, region: row.region }, row.resourceRef ?? {});
     }
-    await deps.db.delete(domains).where(eq(domains.tenantId, row.id));
+    await releaseTenantDomains(deps, row.id);
     const deleted = await updateTenant(deps, row.id, {
       status: "deleted",
       deletedAt: new Date().toISOString(),
       dbSecret: null,
       migrationSecret: null,
     });
-    await projectTenant(deps, deleted, hostnames);
-    return view(deleted, []);
+    await projectTenant(
+      deps,
+      deleted,
+      hostnames.map((d) => d.hostname),
+    );
+    return view(deleted, await domainsOf(deps, row.id));
   });
 }

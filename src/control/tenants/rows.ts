@@ -5,10 +5,35 @@
  */
 import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import { AppError } from "../../shared/errors.ts";
-import { domains, type TenantState, tenants } from "../schema.ts";
+import { type DnsInstructions, type DomainState, domains, type TenantState, tenants } from "../schema.ts";
 import type { ControlDeps } from "./deps.ts";
 
 export type TenantRow = typeof tenants.$inferSelect;
+export type DomainRow = typeof domains.$inferSelect;
+
+/** What the admin API shows of a domain: its state and what the customer must publish. */
+export interface DomainView {
+  readonly hostname: string;
+  readonly status: DomainState;
+  /** Whether it is a Cloudflare custom hostname (false: served without one, e.g. no Cloudflare configured). */
+  readonly customHostname: boolean;
+  readonly sslStatus: string | null;
+  readonly validationErrors: string[];
+  readonly dns: DnsInstructions | null;
+  readonly checkedAt: string | null;
+}
+
+export function domainView(row: DomainRow): DomainView {
+  return {
+    hostname: row.hostname,
+    status: row.status,
+    customHostname: row.cfId !== null,
+    sslStatus: row.sslStatus,
+    validationErrors: row.validationErrors ?? [],
+    dns: row.dns,
+    checkedAt: row.checkedAt,
+  };
+}
 
 /** What the admin API shows of a tenant: never a secret. */
 export interface TenantView {
@@ -19,7 +44,9 @@ export interface TenantView {
   readonly plan: string;
   readonly provisioner: string;
   readonly schemaVersion: string | null;
+  /** Host names mapped to the tenant (any state but `removing`). */
   readonly domains: string[];
+  readonly domainDetails: DomainView[];
   readonly failedStep: string | null;
   readonly failureReason: string | null;
   readonly createdAt: string;
@@ -27,7 +54,7 @@ export interface TenantView {
   readonly deletedAt: string | null;
 }
 
-export function view(row: TenantRow, hostnames: readonly string[]): TenantView {
+export function view(row: TenantRow, domainRows: readonly DomainRow[]): TenantView {
   return {
     id: row.id,
     slug: row.slug,
@@ -36,7 +63,8 @@ export function view(row: TenantRow, hostnames: readonly string[]): TenantView {
     plan: row.plan,
     provisioner: row.provisioner,
     schemaVersion: row.schemaVersion,
-    domains: [...hostnames],
+    domains: domainRows.filter((d) => d.status !== "removing").map((d) => d.hostname),
+    domainDetails: domainRows.map(domainView),
     failedStep: row.failedStep,
     failureReason: row.failureReason,
     createdAt: row.createdAt,
@@ -51,13 +79,9 @@ export async function loadBySlug(deps: ControlDeps, slug: string): Promise<Tenan
   return row;
 }
 
-export async function domainsOf(deps: ControlDeps, tenantId: string): Promise<string[]> {
-  const rows = await deps.db
-    .select({ hostname: domains.hostname })
-    .from(domains)
-    .where(eq(domains.tenantId, tenantId))
-    .orderBy(asc(domains.hostname));
-  return rows.map((row) => row.hostname);
+/** A tenant's domain rows, by host name. */
+export async function domainsOf(deps: ControlDeps, tenantId: string): Promise<DomainRow[]> {
+  return deps.db.select().from(domains).where(eq(domains.tenantId, tenantId)).orderBy(asc(domains.hostname));
 }
 
 /**

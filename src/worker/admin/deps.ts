@@ -1,4 +1,5 @@
 /** Builds the control plane's dependencies from the Worker environment. */
+import { type CustomHostnameApi, createCloudflareClient } from "../../control/domains/cloudflare.ts";
 import { createLocalProvisioner } from "../../control/provisioners/local.ts";
 import { createNeonProvisioner } from "../../control/provisioners/neon/provisioner.ts";
 import type { Provisioner, ProvisionerKind } from "../../control/provisioners/types.ts";
@@ -46,6 +47,16 @@ export function provisionersFrom(env: Env): Partial<Record<ProvisionerKind, Prov
   return provisioners;
 }
 
+/** The custom hostname client, when both the zone and the token are set (else domains are served at once). */
+export function customHostnamesFrom(env: Env): CustomHostnameApi | undefined {
+  if (!env.CLOUDFLARE_ZONE_ID || !env.CLOUDFLARE_API_TOKEN) return undefined;
+  return createCloudflareClient({
+    apiToken: env.CLOUDFLARE_API_TOKEN,
+    zoneId: env.CLOUDFLARE_ZONE_ID,
+    baseUrl: env.CLOUDFLARE_API_URL,
+  });
+}
+
 export function controlDepsFrom(env: Env, actor: string, requestId?: string): ControlDeps {
   if (!env.CONTROL_DATABASE_URL) throw new AppError(503, "db_unavailable", "The control plane is not configured.");
   return {
@@ -56,6 +67,8 @@ export function controlDepsFrom(env: Env, actor: string, requestId?: string): Co
     defaultProvisioner: (env.DEFAULT_PROVISIONER || "local") as ProvisionerKind,
     tenantBundle: migrations,
     reservedHosts: [env.ADMIN_HOST],
+    platformDomain: env.PLATFORM_DOMAIN,
+    customHostnames: customHostnamesFrom(env),
     actor,
     requestId,
     onProjected: purgeTenantCache,

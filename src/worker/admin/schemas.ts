@@ -5,7 +5,7 @@
  * once in the document and are referenced by every route that returns them.
  */
 import { z } from "@hono/zod-openapi";
-import { TENANT_STATES } from "../../control/schema.ts";
+import { DOMAIN_STATES, TENANT_STATES } from "../../control/schema.ts";
 
 /** A JSON response of `schema`, for a route's `responses`. */
 export const json = <T extends z.ZodType>(schema: T, description: string) => ({
@@ -14,7 +14,21 @@ export const json = <T extends z.ZodType>(schema: T, description: string) => ({
 });
 
 export const Problem = z
-  .object({ type: z.string(), title: z.string(), status: z.number(), code: z.string(), detail: z.string().optional() })
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number(),
+    code: z.string(),
+    detail: z.string().optional(),
+    errors: z
+      .array(z.object({ path: z.string(), message: z.string() }))
+      .optional()
+      .openapi({ description: "validation_failed: the fields refused" }),
+    quota: z
+      .object({ allocated: z.number(), used: z.number() })
+      .optional()
+      .openapi({ description: "quota_exceeded: the SaaS zone's custom hostname quota" }),
+  })
   .openapi("Problem");
 
 /** The refusals every admin route may answer with (RFC 9457 problem+json). */
@@ -29,7 +43,40 @@ export const problems = {
   422: { description: "Validation failed", content: { "application/problem+json": { schema: Problem } } },
 } as const;
 
+/** The refusals of the domain routes that reach Cloudflare: a full quota, and Cloudflare failing. */
+export const domainProblems = {
+  ...problems,
+  409: {
+    description: "Domain taken (here or on the zone), or the custom hostname quota is full (quota_exceeded)",
+    content: { "application/problem+json": { schema: Problem } },
+  },
+  502: {
+    description: "Cloudflare did not answer after retries (cloudflare_unavailable) or refused (cloudflare_rejected)",
+    content: { "application/problem+json": { schema: Problem } },
+  },
+} as const;
+
 // Tenants and their domains.
+
+export const Domain = z
+  .object({
+    hostname: z.string(),
+    status: z.enum(DOMAIN_STATES),
+    customHostname: z.boolean().openapi({ description: "a Cloudflare for SaaS custom hostname" }),
+    sslStatus: z.string().nullable(),
+    validationErrors: z.array(z.string()),
+    dns: z
+      .object({
+        records: z.array(z.object({ type: z.enum(["CNAME", "TXT"]), name: z.string(), value: z.string() })),
+        http: z.object({ url: z.string(), body: z.string() }).optional(),
+      })
+      .nullable()
+      .openapi({ description: "what the customer must publish" }),
+    checkedAt: z.string().nullable(),
+  })
+  .openapi("Domain");
+
+export const DomainList = z.object({ slug: z.string(), items: z.array(Domain) });
 
 export const Tenant = z
   .object({
@@ -41,6 +88,7 @@ export const Tenant = z
     provisioner: z.string(),
     schemaVersion: z.string().nullable(),
     domains: z.array(z.string()),
+    domainDetails: z.array(Domain),
     failedStep: z.string().nullable(),
     failureReason: z.string().nullable(),
     createdAt: z.string(),
@@ -102,6 +150,18 @@ export const ReconcileReport = z.object({
   stale: z.number(),
   orphan: z.number(),
   ok: z.number(),
+  pass: z.string(),
+  seq: z.number(),
+  phase: z.string(),
+  done: z.boolean(),
+  customHostnames: z
+    .object({
+      hostnamesWithoutDomain: z.array(z.string()),
+      domainsWithoutHostname: z.array(z.string()),
+      complete: z.boolean(),
+    })
+    .optional()
+    .openapi({ description: "with Cloudflare configured: orphans on either side (reported, not repaired)" }),
 });
 
 export const KeyStatus = z.object({
@@ -109,6 +169,8 @@ export const KeyStatus = z.object({
   kids: z.array(z.string()),
   secrets: z.record(z.string(), z.number()),
   stale: z.number(),
+  kv: z.record(z.string(), z.number()).optional(),
+  kvBehind: z.number().optional(),
 });
 
 export const ReencryptQuery = z.object({
@@ -118,6 +180,8 @@ export const ReencryptQuery = z.object({
 
 export const ReencryptReport = KeyStatus.extend({
   reencrypted: z.number(),
+  reprojected: z.number(),
+  kvFailed: z.number(),
   failed: z.array(z.object({ slug: z.string(), secret: z.enum(["db", "migration"]), reason: z.string() })),
   changed: z.number(),
   next: z.string().nullable(),
@@ -151,6 +215,11 @@ export const RunProgress = z
     target: z.string().nullable(),
     steps: z.number().nullable(),
     dryRun: z.boolean(),
+    force: z.boolean().openapi({ description: "rollback: drops data without taking an export first" }),
+    drops: z.array(z.string()).openapi({
+      description:
+        "rollback: what its down files drop or truncate, for the fleet's versions (`column orders.note (0002_order_note)`)",
+    }),
     status: z.enum(["running", "halted", "completed", "cancelled"]),
     phase: z.number(),
     phases: z.number(),
@@ -199,6 +268,10 @@ export const StartRunBody = z.strictObject({
   concurrency: z.number().int().min(1).max(250).optional(),
   maxFailures: z.number().int().min(0).max(100_000).optional(),
   dryRun: z.boolean().optional(),
+  force: z.boolean().optional().openapi({
+    description:
+      "rollback only: run down files that drop or truncate without an export of each tenant first (otherwise a tenant whose export fails is refused)",
+  }),
 });
 
 // Exports.

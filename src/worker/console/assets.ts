@@ -32,8 +32,8 @@ export const CONSOLE_JS = `"use strict";
     text("run-status", view.run.status);
     set("overall", view.finished, view.run.total);
     view.phases.forEach(function (p) { set("phase-" + p.phase, finished(p.counts), p.total); });
-    text("rate", view.perSecond === null ? "\\u2014" : view.perSecond + " tenants/s");
-    text("eta", view.etaSeconds === null ? "\\u2014" : view.etaSeconds + " s");
+    text("rate", view.rateText);
+    text("eta", view.etaText);
     var body = document.getElementById("failures");
     if (!body) return;
     while (body.firstChild) body.removeChild(body.firstChild);
@@ -66,7 +66,8 @@ body{margin:0}
 header{display:flex;flex-wrap:wrap;gap:12px;align-items:center;justify-content:space-between;padding:8px 16px;background:#0b3d62;color:#fff}
 header a,header span{color:#fff}nav a{margin-right:16px;font-weight:600}
 main{padding:16px;max-width:1100px;margin:0 auto}
-h1{font-size:1.5rem;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin-top:1.5rem}
+h1{font-size:1.5rem;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin-top:1.5rem}h3{font-size:1rem}
+h3,p code{overflow-wrap:anywhere}
 .scroll{overflow-x:auto}table{border-collapse:collapse;min-width:100%}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #c9d1d9}
 a{color:#0a58a8}a:focus,button:focus,input:focus,select:focus,.scroll:focus{outline:3px solid #f2a900;outline-offset:2px}
 button{font:inherit;padding:6px 12px;border:1px solid #0b3d62;background:#0b3d62;color:#fff;border-radius:4px;cursor:pointer}
@@ -78,7 +79,7 @@ button.danger{background:#a4161a;border-color:#a4161a}
 .bar{display:grid;grid-template-columns:8rem minmax(0,1fr) 6rem;gap:8px;align-items:center;margin:6px 0}
 progress,meter{width:100%;height:1.1rem}
 .chart-row{display:grid;grid-template-columns:minmax(0,16rem) minmax(0,1fr);gap:8px;align-items:center}.chart dd{margin:0;display:flex;gap:8px;align-items:center}
-.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px}.facts dd{margin:0}
+.facts{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:4px 16px}.facts dd{margin:0;overflow-wrap:anywhere}
 .error{border-left:4px solid #a4161a;padding:8px 12px;background:#fdf2f2}
 @media (max-width:600px){.filters,.rollout,.signin{grid-template-columns:1fr}.bar,.chart-row{grid-template-columns:1fr}}
 `;

@@ -1,11 +1,13 @@
 /**
  * The fleet page (`/`): tenants by status and region, the schema-version distribution as a bar
  * chart (native <meter> bars: no inline styles under the CSP), tenants behind the latest migration,
- * mapped domains, and the latest runs. Reads `fleetStatus` exactly as `migrate status` does.
+ * active domains against pending ones (and any moved, blocked, deleted or being removed), and the
+ * latest runs. Reads `fleetStatus` exactly as `migrate status` does.
  */
 import type { Context } from "hono";
 import type { RunSummary, TenantCensus } from "../../control/fleet/overview.ts";
 import type { FleetStatus } from "../../control/fleet/runs.ts";
+import { DOMAIN_STATES } from "../../control/schema.ts";
 import type { ConsoleEnv } from "./guard.ts";
 import { Layout } from "./layout.tsx";
 import { overviewOf } from "./overview-data.ts";
@@ -40,7 +42,30 @@ function Census(props: { census: TenantCensus }) {
           </tbody>
         </table>
       </section>
-      <p>{`${census.total} tenants, ${census.domains} mapped domains.`}</p>
+      <p>{`${census.total} tenants.`}</p>
+    </section>
+  );
+}
+
+/** Active domains against the ones still waiting (for DNS or a certificate), and any in trouble. */
+function Domains(props: { counts: TenantCensus["domains"] }) {
+  const { counts } = props;
+  const others = DOMAIN_STATES.filter((s) => s !== "active" && s !== "pending" && (counts[s] ?? 0) > 0);
+  return (
+    <section aria-labelledby="domains-h">
+      <h2 id="domains-h">Custom domains</h2>
+      <dl class="facts" id="domain-counts">
+        <dt>Active</dt>
+        <dd id="domains-active">{counts.active ?? 0}</dd>
+        <dt>Pending (waiting for DNS or a certificate)</dt>
+        <dd id="domains-pending">{counts.pending ?? 0}</dd>
+        {others.map((state) => (
+          <>
+            <dt>{state}</dt>
+            <dd id={`domains-${state}`}>{counts[state]}</dd>
+          </>
+        ))}
+      </dl>
     </section>
   );
 }
@@ -121,6 +146,7 @@ export async function fleetPage(c: Context<ConsoleEnv>) {
   return c.html(
     <Layout title="Fleet" session={c.get("session")}>
       <Census census={census} />
+      <Domains counts={census.domains} />
       <VersionChart status={status} />
       <LatestRuns runs={runs} />
     </Layout>,

@@ -6,7 +6,7 @@
 import type { Child } from "hono/jsx";
 import type { ConsoleSession } from "./session.ts";
 
-export const ASSET_VERSION = "1";
+export const ASSET_VERSION = "2";
 
 export function Layout(props: { title: string; session?: ConsoleSession | undefined; children?: Child }) {
   return (

@@ -56,9 +56,10 @@ function RunBody(props: { view: RunView }) {
         />
       ))}
       <p>
-        <span id="rate">{props.view.perSecond === null ? "—" : `${props.view.perSecond} tenants/s`}</span>
-        {", ETA "}
-        <span id="eta">{props.view.etaSeconds === null ? "—" : `${props.view.etaSeconds} s`}</span>
+        {"Pace: "}
+        <span id="rate">{props.view.rateText}</span>
+        {"; ETA: "}
+        <span id="eta">{props.view.etaText}</span>
       </p>
       <h2 id="failures-h">Failed tenants</h2>
       <section class="scroll" tabindex={0} aria-labelledby="failures-h">

@@ -7,6 +7,7 @@ import { type PhaseProgress, phaseProgress } from "../../control/fleet/overview.
 import { type RunProgress, runProgress } from "../../control/fleet/runs.ts";
 import { controlDeps } from "../admin/request-deps.ts";
 import type { ConsoleEnv } from "./guard.ts";
+import { finishedOf, pace, paceText } from "./pace.ts";
 
 export interface RunView {
   readonly run: RunProgress;
@@ -15,24 +16,15 @@ export interface RunView {
   readonly finished: number;
   readonly perSecond: number | null;
   readonly etaSeconds: number | null;
-}
-
-export const finishedOf = (counts: Partial<Record<string, number>>) =>
-  (counts.done ?? 0) + (counts.failed ?? 0) + (counts.drift ?? 0) + (counts.skipped ?? 0);
-
-/** Tenants per second and seconds left, from the run's start to now (or to its end). */
-export function pace(run: RunProgress, now = Date.now()): { perSecond: number | null; etaSeconds: number | null } {
-  const finished = finishedOf(run.counts);
-  const end = run.finishedAt ? Date.parse(run.finishedAt) : now;
-  const seconds = (end - Date.parse(run.createdAt)) / 1000;
-  if (!(seconds > 0) || finished === 0) return { perSecond: null, etaSeconds: null };
-  const perSecond = finished / seconds;
-  const left = run.status === "running" ? run.total - finished : 0;
-  return { perSecond: Math.round(perSecond * 100) / 100, etaSeconds: Math.ceil(left / perSecond) };
+  /** What the page shows for the pace and the ETA (the script shows these same strings while polling). */
+  readonly rateText: string;
+  readonly etaText: string;
 }
 
 export async function runView(c: Context<ConsoleEnv>, runId: string): Promise<RunView> {
   const deps = controlDeps(c);
   const [run, phases] = await Promise.all([runProgress(deps, runId), phaseProgress(deps, runId)]);
-  return { run, phases, finished: finishedOf(run.counts), ...pace(run) };
+  const finished = finishedOf(run.counts);
+  const measured = pace(run);
+  return { run, phases, finished, ...measured, ...paceText(run, finished, measured) };
 }

@@ -1,5 +1,6 @@
 /**
- * A tenant's page (`/tenants/:slug`): its record, domains, exports (with a download button that
+ * A tenant's page (`/tenants/:slug`): its record, domains (domains.tsx: status and DNS records),
+ * exports (with a download button that
  * mints the same signed link as the admin API), its audit trail, and the actions an operator may
  * take (suspend, resume, retry onboarding, export now; delete only after typing the slug). Every
  * button is shown: the action itself checks the scope and answers 403 when it is missing.
@@ -9,6 +10,7 @@ import { type ExportView, listExports } from "../../control/export/service.ts";
 import { type AuditEntry, auditEntries } from "../../control/tenants/audit.ts";
 import { getTenant } from "../../control/tenants/lifecycle.ts";
 import { controlDeps } from "../admin/request-deps.ts";
+import { DomainsSection } from "./domains.tsx";
 import type { ConsoleEnv } from "./guard.ts";
 import { ActionForm, Layout } from "./layout.tsx";
 import type { ConsoleSession } from "./session.ts";
@@ -144,20 +146,7 @@ export async function tenantPage(c: Context<ConsoleEnv>) {
         ) : null}
       </dl>
       <Actions base={base} session={session} />
-      <section aria-labelledby="domains-h">
-        <h2 id="domains-h">Domains</h2>
-        {tenant.domains.length === 0 ? (
-          <p>No custom domains; the platform subdomain serves it.</p>
-        ) : (
-          <ul>
-            {tenant.domains.map((d) => (
-              <li>
-                <code>{d}</code>
-              </li>
-            ))}
-          </ul>
-        )}
-      </section>
+      <DomainsSection base={base} domains={tenant.domainDetails} session={session} />
       <Exports exports={exports} session={session} />
       <Audit audit={audit} />
     </Layout>,

@@ -6,18 +6,29 @@
  * backoff only when the control plane itself could not be reached, and lands in the dead-letter
  * queue after the configured retries.
  */
+
+import { pollDomains } from "../../control/domains/poll.ts";
 import {
-  type ExportDeps,
-  type ExportMessage,
-  runExport,
+  type NightlyMessage,
+  type NightlyReport,
+  nextNightlyMessage,
   scheduleNightlyExports,
-} from "../../control/export/service.ts";
+} from "../../control/export/nightly.ts";
+import { type ExportDeps, type ExportMessage, inlineExport, runExport } from "../../control/export/service.ts";
 import { applyTenant } from "../../control/fleet/consumer.ts";
 import { dispatch, type FleetDeps, type MigrateMessage } from "../../control/fleet/dispatch.ts";
-import { reconcile } from "../../control/tenants/reconcile.ts";
+import { nextMessage, type ReconcileMessage, reconcile } from "../../control/tenants/reconcile.ts";
 import { controlDepsFrom } from "../admin/deps.ts";
 import { createLogger, type Logger } from "../http/log.ts";
 import { configureEndpoint } from "../tenant-db/middleware.ts";
+
+/**
+/**
+ * Operations the cron tick's reconcile step may spend: the tick also polls domains (≤ 100 KV writes,
+ * ~100 control queries, ≤ 400 Cloudflare requests: domains/poll.ts) and dispatches fleet work, all
+ * under one invocation's 1,000 subrequests.
+ */
+const CRON_RECONCILE_BUDGET = 250;
 
 /**
  * Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests, one
@@ -28,10 +39,23 @@ const BATCH_PARALLELISM = 4;
 /** Tries at the dispatch that ends a batch. */
 const DISPATCH_ATTEMPTS = 2;
 
+/** A whole number ≥ 0 from a var, or undefined when unset or not one (the default then applies). */
+const wholeVar = (value: string | undefined) => {
+  if (value === undefined || value.trim() === "") return undefined;
+  const n = Number(value);
+  return Number.isInteger(n) && n >= 0 ? n : undefined;
+};
+
 export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
   configureEndpoint(env.NEON_FETCH_ENDPOINT);
   return {
     ...controlDepsFrom(env, actor),
+    migrationLocks: {
+      lockTimeoutMs: wholeVar(env.MIGRATION_LOCK_TIMEOUT_MS),
+      statementTimeoutMs: wholeVar(env.MIGRATION_STATEMENT_TIMEOUT_MS),
+      retries: wholeVar(env.MIGRATION_LOCK_RETRIES),
+      onRetry: (attempt) => log.log("info", "migration_lock_retry", { attempt }),
+    },
     send: async (messages) => {
       await env.FLEET_QUEUE.sendBatch(messages.map((body) => ({ body, contentType: "json" as const })));
     },
@@ -41,6 +65,7 @@ export function fleetDepsFrom(env: Env, actor: string, log: Logger): FleetDeps {
         alert: String(payload.event),
         runId: String(payload.runId ?? ""),
         tenant: String(payload.tenant ?? ""),
+        ...(payload.domain ? { domain: String(payload.domain) } : {}),
         ...(payload.migration ? { migration: String(payload.migration) } : {}),
         ...(payload.status ? { status: String(payload.status) } : {}),
       });
@@ -62,7 +87,7 @@ export const NIGHTLY_EXPORT_CRON = "0 3 * * *";
 export function exportDepsFrom(env: Env, actor: string, log: Logger): ExportDeps & FleetDeps {
   const fleet = fleetDepsFrom(env, actor, log);
   const retention = Number(env.EXPORT_RETENTION);
-  return {
+  const deps: ExportDeps & FleetDeps = {
     ...fleet,
     bucket: env.EXPORTS,
     retention: Number.isInteger(retention) && retention > 0 ? retention : undefined,
@@ -72,6 +97,15 @@ export function exportDepsFrom(env: Env, actor: string, log: Logger): ExportDeps
           messages.slice(start, start + 100).map((body) => ({ body, contentType: "json" as const })),
         );
       }
+    },
+  };
+  return {
+    ...deps,
+    // Before a rollback drops data: an export of the tenant to R2, inline (drop-guard.ts).
+    exportBeforeDrop: async (tenant) => {
+      const taken = await inlineExport(deps, tenant, "pre_rollback");
+      if (taken.status !== "complete") throw new Error(`export ${taken.id} ${taken.status}`);
+      return taken.id;
     },
   };
 }
@@ -88,18 +122,46 @@ export async function handleScheduled(
   }
   const deps = exportDepsFrom(env, "system:cron", log);
   if (controller.cron === NIGHTLY_EXPORT_CRON) {
-    const exports = await scheduleNightlyExports(deps);
-    log.log("info", "exports_scheduled", { exports });
+    // One step of the nightly pass; the queue takes it further.
+    await nightlyStep(env, await scheduleNightlyExports(deps, { scheduledTime: controller.scheduledTime }), log);
     return;
   }
+  log.log("info", "domains_polled", { ...(await pollDomains(deps).catch(() => ({ failed: 1 }))) });
   const { queued } = await dispatch(deps);
-  const report = await reconcile(deps);
+  // One small step of the KV reconcile pass (this invocation's limits are shared with the domain poll
+  // and the dispatch above); the queue takes it further with whole steps (null: the queue has it).
+  const report = await reconcile(deps, { budget: CRON_RECONCILE_BUDGET });
+  if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
   log.log("info", "fleet_dispatch", {
     queued,
-    kvMissing: report.missing,
-    kvStale: report.stale,
-    kvOrphan: report.orphan,
+    kvPhase: report?.phase ?? "queued",
+    kvMissing: report?.missing ?? 0,
+    kvStale: report?.stale ?? 0,
+    kvOrphan: report?.orphan ?? 0,
   });
+}
+
+function isReconcileMessage(body: unknown): body is ReconcileMessage {
+  const b = body as Partial<ReconcileMessage> | null;
+  return typeof b === "object" && b !== null && b.kind === "reconcile" && typeof b.pass === "string";
+}
+
+/** One step of a reconcile pass, and the message for the next while the pass is not done. */
+async function reconcileStep(env: Env, deps: ExportDeps, body: ReconcileMessage): Promise<void> {
+  const report = await reconcile(deps, { from: body });
+  if (report && !report.done) await env.FLEET_QUEUE.send(nextMessage(report), { contentType: "json" });
+}
+
+function isNightlyMessage(body: unknown): body is NightlyMessage {
+  const b = body as Partial<NightlyMessage> | null;
+  return typeof b === "object" && b !== null && b.kind === "exports:nightly" && typeof b.pass === "string";
+}
+
+/** Logs a nightly step's progress and queues the next step while the pass is not done. */
+async function nightlyStep(env: Env, report: NightlyReport | null, log: Logger): Promise<void> {
+  if (!report) return;
+  log.log("info", "exports_scheduled", { queued: report.queued, step: report.seq, done: report.done });
+  if (!report.done) await env.FLEET_QUEUE.send(nextNightlyMessage(report), { contentType: "json" });
 }
 
 function isExportMessage(body: unknown): body is ExportMessage {
@@ -116,6 +178,22 @@ function isMigrateMessage(body: unknown): body is MigrateMessage {
     typeof b.runId === "string" &&
     typeof b.tenantId === "string"
   );
+}
+
+/**
+ * One dispatch for a batch's finished tenants (not one per tenant), tried twice: when every batch
+ * in flight fails to dispatch, only the cron (every 15 minutes) moves the run on.
+ */
+async function dispatchAfterBatch(deps: FleetDeps, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= DISPATCH_ATTEMPTS; attempt += 1) {
+    try {
+      await dispatch(deps);
+      return;
+    } catch (error) {
+      log.log("error", "fleet_dispatch_failed", { errorName: (error as Error)?.name ?? "Error", attempt });
+      if (attempt < DISPATCH_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
 }
 
 export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
@@ -145,6 +223,23 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
         }
         continue;
       }
+      if (isNightlyMessage(message.body)) {
+        const from = message.body;
+        await scheduleNightlyExports(deps, { from })
+          .then((report) => nightlyStep(env, report, log))
+          .then(
+            () => message.ack(),
+            () => message.retry({ delaySeconds: 30 }),
+          );
+        continue;
+      }
+      if (isReconcileMessage(message.body)) {
+        await reconcileStep(env, deps, message.body).then(
+          () => message.ack(),
+          () => message.retry({ delaySeconds: 30 }),
+        );
+        continue;
+      }
       if (!isMigrateMessage(message.body)) {
         log.log("warn", "fleet_message_invalid", { messageId: message.id });
         message.ack();
@@ -172,15 +267,5 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
   };
   let dispatchAfter = false;
   await Promise.all(Array.from({ length: Math.min(BATCH_PARALLELISM, messages.length) }, worker));
-  // One dispatch for the batch's finished tenants (not one per tenant), tried twice: when every
-  // batch in flight fails to dispatch, only the cron (every 15 minutes) moves the run on.
-  for (let attempt = 1; dispatchAfter && attempt <= DISPATCH_ATTEMPTS; attempt += 1) {
-    try {
-      await dispatch(deps);
-      break;
-    } catch (error) {
-      log.log("error", "fleet_dispatch_failed", { errorName: (error as Error)?.name ?? "Error", attempt });
-      if (attempt < DISPATCH_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 1_000));
-    }
-  }
+  if (dispatchAfter) await dispatchAfterBatch(deps, log);
 }

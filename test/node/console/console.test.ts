@@ -3,7 +3,9 @@
  * against the Worker in miniflare, embedded Postgres behind the gateway, queues running the fleet.
  * Signs in with a dev admin token, reads the fleet, suspends a tenant (its host then answers 403
  * tenant_suspended), runs a rollout whose progress bar advances to the end with one failing tenant,
- * and checks that a CSRF-less POST, a cross-origin POST and a read-only identity are refused.
+ * maps a custom domain through the fake Cloudflare API (pending, with its DNS records on the tenant
+ * page and counted as pending on the fleet page), then removes it, and checks that a CSRF-less
+ * POST, a cross-origin POST and a read-only identity are refused.
  * Every page is checked for console errors, CSP violations and axe-core A/AA violations, and the
  * fleet, rollout and tenant pages are saved as screenshots under test-results/console/.
  */
@@ -15,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { projectRoot } from "../../../src/cli/project-config.ts";
 import { tenants } from "../../../src/control/schema.ts";
 import { createTenant } from "../../../src/control/tenants/create.ts";
+import { type FakeCloudflare, startFakeCloudflareApi } from "../../../src/dev/fake-cloudflare/server.ts";
 import { migrations } from "../../../src/generated/migrations.ts";
 import { ALL_ADMIN_SCOPES } from "../../../src/shared/tokens.ts";
 import { gatewayUrl, postgresUrl, superuser } from "../support.ts";
@@ -31,10 +34,14 @@ const SHOP = `${TAG}-shop`;
 /** Behind (at the first migration): the rollout's fleet; `failing` cannot take the next migration. */
 const FLEET = Array.from({ length: 5 }, (_, i) => `${TAG}-f${i}`);
 const WAIT = { timeout: 120_000 };
+/** Mapped from the shop's page through the fake Cloudflare API: pending until its DNS is in place. */
+const CUSTOM = `www.${TAG}-shop.example`;
+const FALLBACK = "customers.tenantry.localhost";
 /** What Tab can land on. */
 const FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex='0']";
 
 let worker: ServedWorker;
+let cloudflare: FakeCloudflare;
 let browser: Browser;
 let context: BrowserContext;
 let page: Page;
@@ -68,7 +75,18 @@ async function expectClean(tab: Page, seen: string[]) {
 describe("operator console in Chromium", () => {
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    worker = await serveWorker({ postgresUrl: postgresUrl(), gatewayUrl: gatewayUrl(), controlName: CONTROL });
+    // Never active within the test (an hour): the mapped domain stays pending with its DNS records.
+    cloudflare = await startFakeCloudflareApi({ activateAfterMs: 3_600_000, fallbackOrigin: FALLBACK });
+    worker = await serveWorker({
+      postgresUrl: postgresUrl(),
+      gatewayUrl: gatewayUrl(),
+      controlName: CONTROL,
+      vars: {
+        CLOUDFLARE_API_URL: cloudflare.url,
+        CLOUDFLARE_API_TOKEN: cloudflare.apiToken,
+        CLOUDFLARE_ZONE_ID: "zone",
+      },
+    });
     await createTenant(worker.deps, { slug: SHOP, region: "eu-central", domains: [`${SHOP}.localhost`] });
     const behind = { ...worker.deps, tenantBundle: migrations.slice(0, 1) };
     for (const slug of FLEET) await createTenant(behind, { slug, region: "local" });
@@ -91,6 +109,7 @@ describe("operator console in Chromium", () => {
   afterAll(async () => {
     await browser?.close();
     await worker?.stop();
+    await cloudflare?.close();
     await superuser(async (client) => {
       for (const slug of [SHOP, ...FLEET]) {
         const name = `tenant_${slug.replaceAll("-", "_")}`;
@@ -172,6 +191,82 @@ describe("operator console in Chromium", () => {
     expect(await tenantStatus(SHOP)).toBe("active");
   });
 
+  it("maps a domain from the tenant page: pending, with its DNS records, counted as pending on the fleet", async () => {
+    await page.goto(`${worker.adminOrigin}/tenants/${SHOP}`, WAIT);
+    await page.fill("#domain", CUSTOM);
+    await Promise.all([page.waitForURL(`**/tenants/${SHOP}`, WAIT), page.click("form[action$='/domains'] button")]);
+    expect(cloudflare.hostnames()).toEqual([CUSTOM]);
+    const rows = async () =>
+      page.$$eval("#domains tr", (trs) => trs.map((tr) => [...tr.children].slice(0, 4).map((td) => td.textContent)));
+    expect(await rows()).toEqual([
+      [`${SHOP}.localhost`, "active", "not needed", "none"],
+      [CUSTOM, "pending", "pending_validation", "none"],
+    ]);
+    const dnsTable = `#dns-${CUSTOM.replaceAll(".", "-")} tbody tr`;
+    const records = await page.$$eval(dnsTable, (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+    expect(records[0]).toEqual(["CNAME", CUSTOM, FALLBACK]);
+    expect(records.map((r) => [r[0], r[1]])).toEqual(
+      expect.arrayContaining([
+        ["TXT", `_cf-custom-hostname.${CUSTOM}`],
+        ["TXT", `_acme-challenge.${CUSTOM}`],
+      ]),
+    );
+    // Only the pending domain has records to publish; the active one has none.
+    expect(await page.$$(`#dns-${SHOP}-localhost`)).toHaveLength(0);
+    const audit = await page.$$eval("#audit tr", (trs) =>
+      trs.map((tr) => [...tr.children].map((td) => td.textContent)),
+    );
+    expect(audit[0]?.slice(1)).toEqual(["ops@example.com", "domain.add", "ok"]);
+    await page.screenshot({ path: join(SHOTS, "tenant.png"), fullPage: true });
+    await expectClean(page, problems);
+    // A narrow window (not a phone's zoomed layout): long values wrap or scroll inside their tables.
+    await page.setViewportSize({ width: 375, height: 812 });
+    const widths = await page.evaluate<number[]>("[document.documentElement.scrollWidth, window.innerWidth]");
+    expect(widths[0]).toBeLessThanOrEqual(widths[1] as number);
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    // Checking it again re-triggers validation on Cloudflare; still pending, still audited.
+    const before = cloudflare.calls.length;
+    await Promise.all([
+      page.waitForURL(`**/tenants/${SHOP}`, WAIT),
+      page.click(`form[action$='/domains/${CUSTOM}/verify'] button`),
+    ]);
+    expect(cloudflare.calls.slice(before).some((call) => call.startsWith("PATCH "))).toBe(true);
+    expect((await rows())[1]?.slice(0, 2)).toEqual([CUSTOM, "pending"]);
+
+    await page.goto(`${worker.adminOrigin}/`, WAIT);
+    expect(await page.textContent("#domains-active")).toBe("1");
+    expect(await page.textContent("#domains-pending")).toBe("1");
+    await page.screenshot({ path: join(SHOTS, "fleet.png"), fullPage: true });
+    await expectClean(page, problems);
+  });
+
+  it("refuses a read-only identity's domain mapping with 403", async () => {
+    const readOnly = await browser.newContext();
+    const tab = await signIn(readOnly, "tenants:read", "viewer@example.com");
+    await tab.goto(`${worker.adminOrigin}/tenants/${SHOP}`, WAIT);
+    await tab.fill("#domain", `other.${CUSTOM}`);
+    const [response] = await Promise.all([tab.waitForNavigation(WAIT), tab.click("form[action$='/domains'] button")]);
+    expect(response?.status()).toBe(403);
+    expect(await tab.textContent("#error-code")).toBe("forbidden");
+    expect(cloudflare.hostnames()).toEqual([CUSTOM]);
+    await readOnly.close();
+  });
+
+  it("unmaps the domain from the tenant page: its custom hostname is deleted and the fleet counts none pending", async () => {
+    await page.goto(`${worker.adminOrigin}/tenants/${SHOP}`, WAIT);
+    await Promise.all([
+      page.waitForURL(`**/tenants/${SHOP}`, WAIT),
+      page.click(`form[action$='/domains/${CUSTOM}/remove'] button`),
+    ]);
+    expect(cloudflare.hostnames()).toEqual([]);
+    const listed = await page.$$eval("#domains tr td:first-child", (tds) => tds.map((td) => td.textContent));
+    expect(listed).toEqual([`${SHOP}.localhost`]);
+    await page.goto(`${worker.adminOrigin}/`, WAIT);
+    expect(await page.textContent("#domains-pending")).toBe("0");
+    expect(problems).toEqual([]);
+  });
+
   it("refuses a read-only identity's suspend with 403", async () => {
     const readOnly = await browser.newContext();
     const tab = await signIn(readOnly, "tenants:read", "viewer@example.com");
@@ -220,6 +315,9 @@ describe("operator console in Chromium", () => {
     expect(Number(await page.getAttribute("#overall", "value"))).toBe(total);
     expect(seen.size).toBeGreaterThan(1);
     expect(await page.textContent("#run-status")).toBe("halted");
+    // Tenants finished: a measured pace, and no ETA for a run that has stopped.
+    expect(await page.textContent("#rate")).toMatch(/^\d+(\.\d+)? tenants\/s$/);
+    expect(await page.textContent("#eta")).toBe("none: the run is halted");
     const failures = await page.$$eval("#failures tr", (rows) =>
       rows.map((r) => [...r.children].map((td) => td.textContent)),
     );

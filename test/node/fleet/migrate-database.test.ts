@@ -75,7 +75,12 @@ describe("migrateDatabase", () => {
     expect(first).toEqual({ applied: NAMES, alreadyApplied: [], version: NAMES.at(-1) });
     expect(requests).toHaveLength(2);
     // The second request is one transaction: the lock, then every migration's ledger row and DDL.
-    expect(requests[1]?.[0]).toMatch(/pg_advisory_xact_lock/);
+    // The lock and statement timeouts first (migration-locks.ts), then the advisory lock.
+    expect(requests[1]?.slice(0, 3)).toEqual([
+      "SET LOCAL lock_timeout = 2000",
+      "SET LOCAL statement_timeout = 120000",
+      expect.stringMatching(/pg_advisory_xact_lock/),
+    ]);
     expect(requests[1]?.filter((q) => q.startsWith("INSERT INTO tenantry.migrations"))).toHaveLength(NAMES.length);
     expect(await ledger(db)).toEqual(NAMES);
 
@@ -168,22 +173,26 @@ describe("rollbackMigrations", () => {
     const db = await database();
     await migrateDatabase(neon(db.url), migrations);
     const first = await rollbackMigrations(neon(db.url), migrations, { steps: 1, from: m3 });
-    expect(first).toEqual({ rolledBack: [m3], version: m2 });
+    // Dropping an index loses no data: nothing is listed as dropped.
+    expect(first).toEqual({ rolledBack: [m3], version: m2, drops: [] });
     expect(await rollbackMigrations(neon(db.url), migrations, { steps: 1, from: m3 })).toEqual({
       rolledBack: [],
       version: m2,
+      drops: [],
     });
     expect(await ledger(db)).toEqual([m0, m1, m2]);
     // A two-step rollback from m3, resumed after its first step: it finishes with m2 alone.
     expect(await rollbackMigrations(neon(db.url), migrations, { steps: 2, from: m3 })).toEqual({
       rolledBack: [m2],
       version: m1,
+      drops: [{ migration: m2, kind: "column", object: "orders.note" }],
     });
     expect(await ledger(db)).toEqual([m0, m1]);
     // A dry run reports and changes nothing.
     expect(await rollbackMigrations(neon(db.url), migrations, { steps: 1, from: m1, dryRun: true })).toEqual({
       rolledBack: [m1],
       version: m0,
+      drops: [{ migration: m1, kind: "column", object: "products.image_url" }],
     });
     expect(await ledger(db)).toEqual([m0, m1]);
   });

@@ -27,10 +27,10 @@ describe("planPhases", () => {
     expect(planPhases(fleet(5), { canary: 1, wave: 0 }).map((t) => t.phase)).toEqual([0, 1, 1, 1, 1]);
   });
 
-  it("without a canary, the first wave is phase 0", () => {
-    expect(planPhases(fleet(5), { canary: 0, wave: 2 }).map((t) => t.phase)).toEqual([0, 0, 1, 1, 2]);
-    expect(planPhases(fleet(3), { canary: 0 }).map((t) => t.phase)).toEqual([0, 0, 0]);
-    expect(planPhases(fleet(3), { canary: -4 }).map((t) => t.phase)).toEqual([0, 0, 0]);
+  it("without a canary, the waves still start at phase 1: phase 0 is the canary's, left empty", () => {
+    expect(planPhases(fleet(5), { canary: 0, wave: 2 }).map((t) => t.phase)).toEqual([1, 1, 2, 2, 3]);
+    expect(planPhases(fleet(3), { canary: 0 }).map((t) => t.phase)).toEqual([1, 1, 1]);
+    expect(planPhases(fleet(3), { canary: -4 }).map((t) => t.phase)).toEqual([1, 1, 1]);
   });
 
   it("a canary as large as the fleet leaves no wave", () => {
@@ -50,16 +50,16 @@ describe("planPhases", () => {
   });
 
   // startRun refuses unknown names before planning (fleet-safety.test.ts); planPhases just matches.
-  it("an unknown canary name selects no canary (the waves start at phase 0)", () => {
+  it("an unknown canary name selects no canary (the waves start at phase 1)", () => {
     const plan = planPhases(fleet(3), { canary: 0, canaryTenants: ["nope"], wave: 2 });
-    expect(plan.map((t) => t.phase)).toEqual([0, 0, 1]);
+    expect(plan.map((t) => t.phase)).toEqual([1, 1, 2]);
   });
 
   it("an empty fleet has no phases", () => {
     expect(planPhases([], { canary: 2, wave: 3 })).toEqual([]);
   });
 
-  it("phases are contiguous from 0 and each wave is at most the wave size", () => {
+  it("waves are contiguous from 1, phase 0 holds the canary alone, each wave at most the wave size", () => {
     for (const [n, canary, wave] of [
       [1, 0, 1],
       [7, 1, 2],
@@ -67,8 +67,9 @@ describe("planPhases", () => {
       [23, 3, 4],
     ] as const) {
       const groups = phasesOf(planPhases(fleet(n), { canary, wave }));
-      expect(groups.every((g) => g !== undefined && g.length > 0)).toBe(true);
-      const waves = canary > 0 ? groups.slice(1) : groups;
+      expect(groups[0]?.length ?? 0).toBe(Math.min(canary, n));
+      const waves = groups.slice(1);
+      expect(waves.every((g) => g !== undefined && g.length > 0)).toBe(true);
       expect(waves.every((g) => g.length <= wave)).toBe(true);
       expect(groups.flat()).toHaveLength(n);
     }
@@ -119,6 +120,14 @@ describe("dispatchStep", () => {
   it("a finished phase advances to the next one, even with failures of a wave", () => {
     expect(dispatchStep(run, counts({ done: 2 }), 0)).toEqual({ kind: "advance" });
     expect(dispatchStep({ ...run, phase: 1 }, counts({ done: 2, failed: 1 }), 1)).toEqual({ kind: "advance" });
+  });
+
+  it("a run without a canary: the empty phase 0 advances, and a failure in its first wave is not a canary's", () => {
+    const plan = planPhases(fleet(4), { canary: 0, wave: 2 });
+    const noCanary = { ...run, phases: phaseCount(plan) };
+    expect(noCanary.phases).toBe(3);
+    expect(dispatchStep(noCanary, counts({}), 0)).toEqual({ kind: "advance" });
+    expect(dispatchStep({ ...noCanary, phase: 1 }, counts({ done: 1, failed: 1 }), 1)).toEqual({ kind: "advance" });
   });
 
   it("the last phase completes only with no failure left in the run", () => {
