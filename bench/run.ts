@@ -2,9 +2,9 @@
  * Benchmark runner: `npx tsx bench/run.ts [--only NAME[,NAME]] [--quick] [suite flags…]`.
  *
  * Runs every suite in bench/suites/ (or the ones named), prints a table per suite and writes
- * bench/results/latest.json. Unknown flags are kept for the suites that read them.
+ * bench/results/latest.json after each suite (suites not run keep their earlier results). Unknown flags are kept for the suites that read them.
  */
-import { mkdir, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -63,6 +63,22 @@ function printResult(suite: Suite, result: SuiteResult): void {
   }
 }
 
+/**
+ * Writes `report`, keeping the suites of the file's earlier runs that this run did not run (each
+ * suite carries its own `date`): `--only` runs of different suites add up in one file.
+ */
+async function writeResults(out: string, report: { suites: Record<string, unknown> }): Promise<void> {
+  let earlier: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(await readFile(out, "utf8")) as { suites?: Record<string, unknown> };
+    earlier = parsed.suites ?? {};
+  } catch {
+    // No earlier file, or not ours: start afresh.
+  }
+  const merged = { ...report, suites: { ...earlier, ...report.suites } };
+  await writeFile(out, `${JSON.stringify(merged, null, 2)}\n`);
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -112,6 +128,8 @@ async function main(): Promise<number> {
   };
   console.log(`node ${report.node}, ${report.cpu} × ${report.cores}${quick ? ", quick mode" : ""}`);
 
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const out = join(RESULTS_DIR, "latest.json");
   let failed = 0;
   for (const suite of selected) {
     process.stderr.write(`running ${suite.name}…\n`);
@@ -121,6 +139,7 @@ async function main(): Promise<number> {
       printResult(suite, result);
       report.suites[suite.name] = {
         ...result,
+        date: new Date().toISOString(),
         durationMs: Math.round(performance.now() - started),
       };
     } catch (error) {
@@ -129,11 +148,10 @@ async function main(): Promise<number> {
       console.error(`\n== ${suite.name} FAILED\n${message}`);
       report.suites[suite.name] = { error: error instanceof Error ? error.message : String(error) };
     }
+    // Written after every suite, so a long run stopped midway keeps what it measured.
+    await writeResults(out, report);
   }
 
-  await mkdir(RESULTS_DIR, { recursive: true });
-  const out = join(RESULTS_DIR, "latest.json");
-  await writeFile(out, `${JSON.stringify(report, null, 2)}\n`);
   console.log(`\nwrote ${out}`);
   return failed > 0 ? 1 : 0;
 }

@@ -1,29 +1,26 @@
 /**
- * Fleet rollout: one schema change (the 3 migrations after 0000_store) applied to N tenant
- * databases (200 by default, `--tenants N`, `--quick` 20) on one embedded Postgres, in one run:
+ * Fleet rollout at Neon-like latency: one schema change (the 3 migrations after 0000_store) rolled
+ * out to N tenant databases (`--tenants=200,1000` by default, `--quick` 20) on one embedded
+ * Postgres, by two paths, each over its own fresh set of N databases brought to 0000_store first:
  *
- * - project path: the per-tenant work of the fleet queue consumer, `migrateDatabase(neon(url),
- *   bundle)` over the SQL-over-HTTP gateway (one transaction + advisory lock + ledger row per
- *   migration), `--concurrency` tenants at once (default 16);
- * - baseline: a serial loop of drizzle-orm's own `migrate()` over node-postgres, one `pg.Client` per
- *   tenant, with the real migrations/ folder (how Neon's database-per-tenant reference repo rolls
+ * - project path: the real fleet code. `startRun` (runs.ts) in an admin-API invocation, the Worker's
+ *   own `queue()` handler (`handleFleetBatch`) for every batch a model of Cloudflare Queues delivers
+ *   (wrangler.toml's consumer settings: batches of 10, 1 s batch timeout, up to 250 invocations),
+ *   the consumer claiming, migrating (`migrateDatabase` over the SQL-over-HTTP gateway), recording
+ *   and dispatching the next tenants through the control database, run `--concurrency` (default
+ *   16 and 64) tenants in flight. Each invocation's KV operations, subrequests and open
+ *   connections are counted and held to the Workers limits (bench/invocation.ts).
+ * - baseline: a serial loop of drizzle-orm's own `migrate()` over node-postgres, one `pg.Client`
+ *   per tenant, with the real migrations/ folder (how Neon's database-per-tenant reference repo rolls
  *   a change out).
  *
- * `--rtt MS[,MS…]` (default `0,2`: loopback, then a 2 ms round trip) models a network between the
- * migrating side and the database: every HTTP request to the gateway waits MS first (a Worker
- * calling Neon's HTTP endpoint in the database's region: one round trip per request), and the
- * baseline's pg connections go through a TCP relay that holds every chunk MS/2 in each direction
- * (an operator's loop calling the database: one round trip per protocol exchange; the TCP and TLS
- * handshakes are not modelled, which favours the baseline). With 0, everything is on loopback.
- * Each network is measured on its own.
- *
- * Each path gets its own set of N databases, created first and brought to 0000_store by the same
- * tool that later migrates it, so both start from the same schema. Afterwards every database of
- * both sets is checked for the three changes and its ledger, then dropped. The databases live in a
- * throwaway cluster that is deleted when the stack stops (DATABASE_URL: the server is kept).
+ * Both pay the Neon-like profile (bench/neon-like.ts): a round trip per request (`--rtt`, default
+ * 20 ms; the control database too) and a wake-up of every tenant database on its first query
+ * (`--wake`, default 400 ms; all of them start suspended). Afterwards every tenant database is
+ * checked for the three changes and its ledger, and the control plane for each tenant's recorded
+ * version, then dropped. The databases live in a throwaway cluster deleted when the stack stops.
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { neon, neonConfig } from "@neondatabase/serverless";
@@ -31,9 +28,18 @@ import { drizzle } from "drizzle-orm/node-postgres";
 import { migrate } from "drizzle-orm/node-postgres/migrator";
 import pg from "pg";
 import { projectRoot } from "../../src/cli/project-config.ts";
+import { ensureControlDatabase, memoryKv } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
 import { migrations } from "../../src/generated/migrations.ts";
 import { migrateDatabase } from "../../src/shared/migrations.ts";
+import {
+  type FleetRollout,
+  type FleetSetup,
+  newKeyRing,
+  registerTenants,
+  rolloutThroughQueue,
+} from "../fleet-driver.ts";
+import { invocationFetch } from "../invocation.ts";
 import {
   type BenchContext,
   flagValue,
@@ -41,22 +47,39 @@ import {
   MS_PER_TICK,
   machineCpu,
   percentile,
-  positiveIntFlag,
   ratio,
   type Suite,
   type SuiteResult,
 } from "../lib.ts";
+import { NEON_LIKE_DEFAULTS, NeonLikeProfile } from "../neon-like.ts";
 
 const MIGRATIONS_DIR = join(projectRoot, "migrations");
-/** Tenants migrated at once on the project path (the run's `concurrency`). */
-const DEFAULT_CONCURRENCY = 16;
-/**
- * Networks modelled by default: loopback (the database on this machine, which no Neon user has)
- * and a 2 ms round trip (less than any real Worker → Neon or operator → Neon path).
- */
-const DEFAULT_RTTS = [0, 2];
+const DEFAULT_TENANTS = [200, 1_000];
+/** Tenants in flight on the project path (the run's `concurrency`). */
+const DEFAULT_CONCURRENCY = [16, 64];
 /** Databases created and prepared at once (setup, untimed). */
 const SETUP_CONCURRENCY = 8;
+const CONTROL_DATABASE = "fleet_bench_control";
+
+/** A comma-separated list of positive whole numbers (`1_000` allowed). */
+function listFlag(ctx: BenchContext, name: string, defaults: readonly number[]): number[] {
+  const value = flagValue(ctx, name);
+  if (value === undefined) return [...defaults];
+  const list = value.split(",").map((part) => Number(part.trim().replaceAll("_", "")));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new Error(`--${name} must be a comma-separated list of positive whole numbers, got ${value}`);
+  }
+  return [...new Set(list)];
+}
+
+/** A non-negative number of ms flag (0..10,000), or `fallback`. */
+function msFlag(ctx: BenchContext, name: string, fallback: number): number {
+  const value = flagValue(ctx, name);
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n > 10_000) throw new Error(`--${name} must be 0..10000 ms, got ${value}`);
+  return n;
+}
 
 /** Drops `databases` (SETUP_CONCURRENCY at once) and takes them off `created`; `tolerant` ignores failures. */
 async function dropDatabases(admin: pg.Pool, databases: readonly string[], created: string[], tolerant = false) {
@@ -105,52 +128,6 @@ async function drizzleMigrate(url: string, migrationsFolder: string): Promise<vo
   } finally {
     await client.end();
   }
-}
-
-/** Network round trips to model, in ms (0..1000 each): `--rtt 0,2` by default. */
-function rttFlag(ctx: BenchContext): number[] {
-  const value = flagValue(ctx, "rtt") ?? DEFAULT_RTTS.join(",");
-  const list = value.split(",").map((part) => Number(part.trim()));
-  if (list.length === 0 || list.some((n) => !Number.isFinite(n) || n < 0 || n > 1_000)) {
-    throw new Error(`--rtt must be a comma-separated list of 0..1000 ms, got ${value}`);
-  }
-  return [...new Set(list)];
-}
-
-/** A TCP relay to `port` that holds every chunk `delayMs` in each direction (order is kept). */
-async function startDelayRelay(
-  host: string,
-  port: number,
-  delayMs: number,
-): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const pipe = (from: Socket, to: Socket) => {
-    from.on("data", (chunk) => setTimeout(() => to.write(chunk), delayMs));
-    from.on("end", () => setTimeout(() => to.end(), delayMs));
-    from.on("error", () => to.destroy());
-    from.on("close", () => setTimeout(() => to.destroy(), delayMs + 1));
-  };
-  const server: Server = createServer((client) => {
-    const upstream = createConnection({ host, port });
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
-      socket.setNoDelay(true);
-    }
-    pipe(client, upstream);
-    pipe(upstream, client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (!address || typeof address === "string") throw new Error("the relay has no port");
-  return {
-    port: address.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 /** CPU of this process (the migrating client and the in-process gateway), and of the machine. */
@@ -244,52 +221,274 @@ const VERIFY_SQL = (ledger: string) => `SELECT
   + (SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' AND indexname = 'order_items_product_idx') AS changes,
   (SELECT count(*) FROM ${ledger}) AS ledger`;
 
-function cpuFigures(label: string, timed: Timed): Record<string, number> {
-  const round1 = (value: number) => Math.round(value * 10) / 10;
-  const { nodeMsPerTenant, otherMsPerTenant, machineBusy } = timed.cpu;
+interface Bench {
+  readonly ctx: BenchContext;
+  readonly stack: Awaited<ReturnType<typeof startLocalStack>>;
+  readonly admin: pg.Pool;
+  readonly firstOnly: string;
+  /** Every database created, for the cleanup. */
+  readonly created: string[];
+  readonly profile: NeonLikeProfile;
+  readonly fleet: FleetSetup;
+}
+
+/**
+ * Creates `names`, each a copy of a template database at 0000_store (made once per tool, by the
+ * tool that will migrate the copies later, so both paths start from the same schema).
+ */
+async function createSet(bench: Bench, names: readonly string[], tool: "project" | "drizzle"): Promise<void> {
+  const { admin, stack, created, firstOnly } = bench;
+  const started = performance.now();
+  const template = `fleet_template_${tool}`;
+  if (!created.includes(template)) {
+    await admin.query(`CREATE DATABASE ${template}`);
+    created.push(template);
+    const url = stack.postgres.urlFor(template);
+    if (tool === "project") await migrateDatabase(neon(url), migrations.slice(0, 1));
+    else await drizzleMigrate(url, firstOnly);
+    // No connection may stay open on a template while it is copied.
+    const deadline = Date.now() + 10_000;
+    while (stack.gateway.stats().open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  }
+  await pool(names, SETUP_CONCURRENCY, async (database) => {
+    await admin.query(`CREATE DATABASE ${database} TEMPLATE ${template}`);
+    created.push(database);
+  });
+  bench.ctx.log(
+    `created ${names.length} databases at ${migrations[0]?.name} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  );
+}
+
+/** Databases of `names` without all three changes and a full ledger. */
+async function verifySet(bench: Bench, names: readonly string[], ledger: string): Promise<string[]> {
+  const wrong: string[] = [];
+  await pool(names, SETUP_CONCURRENCY, async (database) => {
+    const client = new pg.Client({ connectionString: bench.stack.postgres.urlFor(database) });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ changes: string; ledger: string }>(VERIFY_SQL(ledger));
+      const row = rows[0];
+      if (Number(row?.changes) !== migrations.length - 1 || Number(row?.ledger) !== migrations.length) {
+        wrong.push(`${database} (changes ${row?.changes}, ledger rows ${row?.ledger})`);
+      }
+    } catch (error) {
+      wrong.push(`${database} (${error instanceof Error ? error.message : String(error)})`);
+    } finally {
+      await client.end();
+    }
+  });
+  if (wrong.length > 0) bench.ctx.log(`NOT migrated: ${wrong.slice(0, 5).join(", ")}${wrong.length > 5 ? " …" : ""}`);
+  return wrong;
+}
+
+/** No warm gateway connection left from the setup, dirty pages written out, every database asleep. */
+async function settle(bench: Bench): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (bench.stack.gateway.stats().open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  await bench.admin.query("CHECKPOINT");
+  bench.profile.suspendAll();
+}
+
+interface BaselineResult {
+  readonly timed: Timed;
+  readonly wrong: number;
+}
+
+/** The serial drizzle migrate() loop over `tenants` fresh databases, through the profile's relay. */
+async function baseline(bench: Bench, tenants: number): Promise<BaselineResult> {
+  const { stack, ctx, profile } = bench;
+  const names = Array.from({ length: tenants }, (_, i) => `fleet_${tenants}_base_${String(i + 1).padStart(5, "0")}`);
+  await createSet(bench, names, "drizzle");
+  await settle(bench);
+  const relay = await profile.startRelay(stack.postgres.host, stack.postgres.port);
+  try {
+    const urls = names.map((database) => {
+      const url = new URL(stack.postgres.urlFor(database));
+      url.hostname = "127.0.0.1";
+      url.port = String(relay.port);
+      return url.toString();
+    });
+    ctx.log(`[${tenants} tenants] baseline: drizzle migrate() over pg, one tenant after another`);
+    const timed = await timeRollout(urls, 1, (url) => drizzleMigrate(url, MIGRATIONS_DIR));
+    if (timed.firstError) ctx.log(`baseline, first error: ${timed.firstError}`);
+    const wrong = await verifySet(bench, names, "drizzle.__drizzle_migrations");
+    await dropDatabases(bench.admin, names, bench.created);
+    return { timed, wrong: wrong.length };
+  } finally {
+    await relay.close();
+  }
+}
+
+interface ProjectResult {
+  readonly rollout: FleetRollout;
+  readonly cpu: CpuFigures;
+  readonly wrong: number;
+  /** Tenants whose version in the control plane is not the bundle's latest. */
+  readonly behind: number;
+}
+
+/** The project's fleet code over `tenants` fresh databases, `concurrency` in flight. */
+async function project(bench: Bench, tenants: number, concurrency: number): Promise<ProjectResult> {
+  const { stack, ctx, profile, fleet } = bench;
+  const names = Array.from(
+    { length: tenants },
+    (_, i) => `fleet_${tenants}_c${concurrency}_${String(i + 1).padStart(5, "0")}`,
+  );
+  await createSet(bench, names, "project");
+  const control = new pg.Client({ connectionString: fleet.controlUrl });
+  await control.connect();
+  try {
+    await control.query("TRUNCATE tenants, migration_runs, run_tenants, audit_log CASCADE");
+    await registerTenants(
+      fleet,
+      names.map((database, i) => ({
+        id: `t_${String(i + 1).padStart(6, "0")}`,
+        slug: database.replaceAll("_", "-"),
+        url: stack.postgres.urlFor(database),
+        version: migrations[0]?.name ?? null,
+      })),
+    );
+    await settle(bench);
+    ctx.log(`[${tenants} tenants] project path: startRun + queue() consumers, concurrency ${concurrency}`);
+    neonConfig.fetchFunction = invocationFetch(profile.fetchFunction());
+    const before = cpuSnapshot();
+    let rollout: FleetRollout;
+    try {
+      rollout = await rolloutThroughQueue(fleet, concurrency);
+    } finally {
+      neonConfig.fetchFunction = undefined;
+    }
+    const cpu = cpuBetween(before, cpuSnapshot(), tenants);
+    const latest = migrations.at(-1)?.name ?? "";
+    const { rows } = await control.query<{ n: string }>(
+      "SELECT count(*) AS n FROM tenants WHERE schema_version IS DISTINCT FROM $1",
+      [latest],
+    );
+    const wrong = await verifySet(bench, names, "tenantry.migrations");
+    await dropDatabases(bench.admin, names, bench.created);
+    if (rollout.progress.failures[0]) ctx.log(`project path, first failure: ${rollout.progress.failures[0].error}`);
+    return { rollout, cpu, wrong: wrong.length, behind: Number(rows[0]?.n ?? 0) };
+  } finally {
+    await control.end();
+  }
+}
+
+const round = (value: number) => Math.round(value * 1000) / 1000;
+
+function summarise(times: readonly number[], wallMs: number, concurrency: number): Measurement {
+  const sum = times.reduce((a, b) => a + b, 0);
   return {
-    [`${label} Node CPU ms per tenant (this process: client + gateway)`]: round1(nodeMsPerTenant),
-    ...(otherMsPerTenant === undefined || machineBusy === undefined
+    iterations: times.length,
+    concurrency,
+    p50: round(percentile(times, 50)),
+    p99: round(percentile(times, 99)),
+    mean: round(sum / Math.max(1, times.length)),
+    min: round(times.length ? Math.min(...times) : Number.NaN),
+    max: round(times.length ? Math.max(...times) : Number.NaN),
+    opsPerSec: Math.round((times.length / wallMs) * 1000),
+  };
+}
+
+/** The labelled figures of one project-path run next to its baseline. */
+function projectFigures(label: string, tenants: number, base: BaselineResult, result: ProjectResult) {
+  const { rollout, cpu } = result;
+  const { counts } = rollout.progress;
+  const invocations = rollout.queue.invocations;
+  const round1 = (value: number) => Math.round(value * 10) / 10;
+  return {
+    [`${label}: speed-up (serial drizzle migrate() wall / project path wall)`]: ratio(
+      base.timed.wallMs,
+      rollout.wallMs,
+    ),
+    [`${label}: project path wall time (s)`]: round(rollout.wallMs / 1000),
+    [`${label}: project path tenants/s`]: round1((counts.done / rollout.wallMs) * 1000),
+    [`${label}: project path failed tenants`]:
+      counts.failed + counts.drift + (tenants - counts.done - counts.failed - counts.drift),
+    [`${label}: tenant databases not at the latest version`]: result.wrong,
+    [`${label}: tenants not recorded at the latest version in the control plane`]: result.behind,
+    [`${label}: run status`]: rollout.progress.status,
+    [`${label}: cron dispatches needed to finish`]: rollout.cronDispatches,
+    [`${label}: consumer invocations`]: invocations.length,
+    [`${label}: most consumer invocations at once`]: rollout.queue.peakRunning,
+    [`${label}: messages sent / redelivered / dead-lettered`]: `${rollout.queue.sent} / ${rollout.queue.retried} / ${rollout.queue.dead}`,
+    [`${label}: max KV operations per invocation`]: Math.max(
+      rollout.starter.kvOperations,
+      ...invocations.map((i) => i.kvOperations),
+    ),
+    [`${label}: max subrequests per invocation`]: Math.max(
+      rollout.starter.subrequests,
+      ...invocations.map((i) => i.subrequests),
+    ),
+    [`${label}: invocations over a limit`]: [rollout.starter, ...invocations].filter((i) => i.refusals.length > 0)
+      .length,
+    [`${label}: Node CPU ms per tenant (client + gateway)`]: round1(cpu.nodeMsPerTenant),
+    ...(cpu.otherMsPerTenant === undefined || cpu.machineBusy === undefined
       ? {}
       : {
-          [`${label} Postgres (all other processes) CPU ms per tenant`]: round1(otherMsPerTenant),
-          [`${label} machine busy (1 = all ${cpus().length} cores)`]: Math.round(machineBusy * 100) / 100,
+          [`${label}: Postgres CPU ms per tenant`]: round1(cpu.otherMsPerTenant),
+          [`${label}: machine busy (1 = all ${cpus().length} cores)`]: Math.round(cpu.machineBusy * 100) / 100,
         }),
   };
 }
 
-interface Network {
-  readonly rtt: number;
-  readonly project: Timed;
-  readonly baseline: Timed;
-  readonly wrong: number;
-}
-
 async function run(ctx: BenchContext): Promise<SuiteResult> {
-  const tenants = positiveIntFlag(ctx, "tenants") ?? (ctx.quick ? 20 : 200);
-  const concurrency = positiveIntFlag(ctx, "concurrency") ?? DEFAULT_CONCURRENCY;
-  if (concurrency > 80) throw new Error("--concurrency above 80 would exceed the cluster's 200 connections");
-  const rtts = rttFlag(ctx);
+  const tenantCounts = listFlag(ctx, "tenants", ctx.quick ? [20] : DEFAULT_TENANTS);
+  const concurrencies = listFlag(ctx, "concurrency", ctx.quick ? [16] : DEFAULT_CONCURRENCY);
+  if (concurrencies.some((c) => c > 250)) throw new Error("--concurrency above 250 is more than a run allows");
+  const profile = new NeonLikeProfile({
+    rttMs: msFlag(ctx, "rtt", NEON_LIKE_DEFAULTS.rttMs),
+    wakeMs: msFlag(ctx, "wake", NEON_LIKE_DEFAULTS.wakeMs),
+  });
+  const name = `Neon-like (${profile.options.rttMs} ms RTT, ${profile.options.wakeMs} ms wake-up)`;
 
   ctx.log("starting Postgres and the gateway");
-  // Per tenant one connection at a time (its requests are sequential); idle pools close fast so
-  // no tenant starts its timed rollout on a connection left warm by the setup.
-  const stack = await startLocalStack({
-    gateway: { port: 0, maxTotal: concurrency * 2 + 16, maxPerPool: 2, idleMs: 1_000 },
-  });
+  // Tenant pools close fast so no tenant starts its timed rollout on a connection left warm by the
+  // setup; the control database gets a pool wide enough for every consumer at once.
+  const stack = await startLocalStack({ gateway: { port: 0, maxTotal: 150, maxPerPool: 24, idleMs: 1_000 } });
   neonConfig.fetchEndpoint = stack.gateway.url;
   const admin = new pg.Pool({ connectionString: stack.postgres.url, max: SETUP_CONCURRENCY });
   // An idle setup connection the server drops must not end the process; the next query reports it.
   admin.on("error", () => {});
   const firstOnly = await firstMigrationFolder();
   const created: string[] = [];
-  const networks: Network[] = [];
-  let connect: { wallMs: number; cpuMs: number | undefined; databases: number } | undefined;
+  const measurements: Record<string, Measurement> = {};
+  const derived: Record<string, number | string> = {
+    profile: name,
+    "migrations per tenant": migrations.length - 1,
+    cores: cpus().length,
+  };
   try {
-    connect = await connectCost(ctx, stack, admin, created, Math.min(50, tenants));
-    for (const rtt of rtts) {
-      networks.push(await rollout(ctx, { stack, admin, firstOnly, created, tenants, concurrency, rtt }));
+    const controlUrl = await ensureControlDatabase(stack.postgres.url, CONTROL_DATABASE);
+    created.push(CONTROL_DATABASE);
+    const fleet: FleetSetup = {
+      controlUrl,
+      gatewayUrl: stack.gateway.url,
+      encryptionKeys: newKeyRing(),
+      kv: memoryKv(),
+    };
+    const bench: Bench = { ctx, stack, admin, firstOnly, created, profile, fleet };
+    for (const tenants of tenantCounts) {
+      const base = await baseline(bench, tenants);
+      const label = `${name}, ${tenants} tenants`;
+      measurements[`${label} · drizzle migrate() serial loop (per tenant)`] = base.timed.measurement;
+      Object.assign(derived, {
+        [`${label}: baseline wall time (s)`]: round(base.timed.wallMs / 1000),
+        [`${label}: baseline tenants/s`]: Math.round(((tenants - base.timed.failed) / base.timed.wallMs) * 10_000) / 10,
+        [`${label}: baseline failed tenants`]: base.timed.failed,
+        [`${label}: baseline databases not at the latest version`]: base.wrong,
+      });
+      for (const concurrency of concurrencies) {
+        const result = await project(bench, tenants, concurrency);
+        const at = `${label}, concurrency ${concurrency}`;
+        measurements[`${at} · project path (per tenant, claim to record)`] = summarise(
+          result.rollout.durations,
+          result.rollout.wallMs,
+          concurrency,
+        );
+        Object.assign(derived, projectFigures(at, tenants, base, result));
+      }
     }
+    derived["database wake-ups paid (both paths, every run)"] = profile.wakes;
   } finally {
     neonConfig.fetchFunction = undefined;
     await rm(firstOnly, { recursive: true, force: true }).catch(() => {});
@@ -303,214 +502,13 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     ctx.log("stopping the stack");
     await stack.stop();
   }
-
-  const measurements: Record<string, Measurement> = {};
-  const derived: Record<string, number> = {
-    tenants,
-    "migrations per tenant": migrations.length - 1,
-    "project path concurrency": concurrency,
-    cores: cpus().length,
-  };
-  if (connect) {
-    const round2 = (value: number) => Math.round(value * 100) / 100;
-    derived[
-      `connect + SELECT 1 + close, a database never connected to before: wall ms (mean of ${connect.databases})`
-    ] = round2(connect.wallMs);
-    if (connect.cpuMs !== undefined)
-      derived["connect + SELECT 1 + close, a database never connected to before: CPU ms, every process"] = round2(
-        connect.cpuMs,
-      );
-  }
-  for (const { rtt, project, baseline, wrong } of networks) {
-    const net = rtt === 0 ? "loopback" : `${rtt} ms RTT`;
-    const perSecond = (t: Timed) => Math.round(((tenants - t.failed) / t.wallMs) * 1000 * 10) / 10;
-    measurements[`${net} · project path, ${concurrency} at once (per tenant)`] = project.measurement;
-    measurements[`${net} · drizzle migrate() serial loop (per tenant)`] = baseline.measurement;
-    const pgMs = project.cpu.otherMsPerTenant;
-    const allMs = pgMs === undefined ? undefined : pgMs + project.cpu.nodeMsPerTenant;
-    Object.assign(derived, {
-      [`${net}: project path wall time (s)`]: Math.round(project.wallMs) / 1000,
-      [`${net}: baseline wall time (s)`]: Math.round(baseline.wallMs) / 1000,
-      [`${net}: project path tenants/s`]: perSecond(project),
-      [`${net}: baseline tenants/s`]: perSecond(baseline),
-      [`${net}: speed-up (baseline wall / project wall)`]: ratio(baseline.wallMs, project.wallMs),
-      // The project path cannot finish before its own CPU work (client, gateway and Postgres)
-      // spread over every core, nor before its Postgres work alone: the most this machine allows.
-      ...(pgMs && allMs
-        ? {
-            [`${net}: speed-up ceiling (baseline wall / project CPU of every process over ${cpus().length} cores)`]:
-              ratio(baseline.wallMs, (allMs * tenants) / cpus().length),
-            [`${net}: speed-up ceiling (baseline wall / project Postgres CPU over ${cpus().length} cores)`]: ratio(
-              baseline.wallMs,
-              (pgMs * tenants) / cpus().length,
-            ),
-          }
-        : {}),
-      [`${net}: failed tenants (project path)`]: project.failed,
-      [`${net}: failed tenants (baseline)`]: baseline.failed,
-      [`${net}: tenants not at the latest schema after the run`]: wrong,
-      ...cpuFigures(`${net}: project path`, project),
-      ...cpuFigures(`${net}: baseline`, baseline),
-    });
-  }
   return { measurements, derived };
-}
-
-/**
- * What every path pays per tenant before any migration: a connection to a database nobody has
- * connected to yet (backend start, authentication, catalog caches), serially, over pg.
- */
-async function connectCost(
-  ctx: BenchContext,
-  stack: Awaited<ReturnType<typeof startLocalStack>>,
-  admin: pg.Pool,
-  created: string[],
-  count: number,
-): Promise<{ wallMs: number; cpuMs: number | undefined; databases: number }> {
-  const names = Array.from({ length: count }, (_, i) => `fleet_connect_${String(i + 1).padStart(5, "0")}`);
-  ctx.log(`connection cost: ${count} fresh databases, connect + SELECT 1 + close each, one after another`);
-  await pool(names, SETUP_CONCURRENCY, async (database) => {
-    await admin.query(`CREATE DATABASE ${database}`);
-    created.push(database);
-  });
-  await admin.query("CHECKPOINT");
-  const before = cpuSnapshot();
-  const started = performance.now();
-  for (const database of names) {
-    const client = new pg.Client({ connectionString: stack.postgres.urlFor(database) });
-    await client.connect();
-    await client.query("SELECT 1");
-    await client.end();
-  }
-  const wallMs = (performance.now() - started) / count;
-  const cpu = cpuBetween(before, cpuSnapshot(), count);
-  await dropDatabases(admin, names, created);
-  return {
-    wallMs,
-    cpuMs: cpu.otherMsPerTenant === undefined ? undefined : cpu.otherMsPerTenant + cpu.nodeMsPerTenant,
-    databases: count,
-  };
-}
-
-interface RolloutSetup {
-  readonly stack: Awaited<ReturnType<typeof startLocalStack>>;
-  readonly admin: pg.Pool;
-  readonly firstOnly: string;
-  /** Every database created, for the cleanup. */
-  readonly created: string[];
-  readonly tenants: number;
-  readonly concurrency: number;
-  readonly rtt: number;
-}
-
-/**
- * Both paths over one modelled network, each on its own fresh set of tenant databases, dropped
- * again at the end.
- */
-async function rollout(ctx: BenchContext, setup: RolloutSetup): Promise<Network> {
-  const { stack, admin, firstOnly, created, tenants, concurrency, rtt } = setup;
-  const network = rtt > 0 ? `simulated round trip ${rtt} ms` : "loopback";
-  const relay = rtt > 0 ? await startDelayRelay(stack.postgres.host, stack.postgres.port, rtt / 2) : undefined;
-  try {
-    /** The baseline's connection string: through the relay when a network is modelled. */
-    const remoteUrl = (database: string) => {
-      const url = new URL(stack.postgres.urlFor(database));
-      if (relay) {
-        url.hostname = "127.0.0.1";
-        url.port = String(relay.port);
-      }
-      return url.toString();
-    };
-    const names = (set: string) =>
-      Array.from({ length: tenants }, (_, i) =>
-        `fleet_r${rtt}_${set}_${String(i + 1).padStart(5, "0")}`.replace(".", "_"),
-      );
-    const setA = names("a");
-    const setB = names("b");
-    ctx.log(
-      `[${network}] creating ${tenants * 2} tenant databases at ${migrations[0]?.name} (${SETUP_CONCURRENCY} at once)`,
-    );
-    const setupStarted = performance.now();
-    const jobs = setA.flatMap((a, i) => [
-      { database: a, set: "a" as const },
-      { database: setB[i] as string, set: "b" as const },
-    ]);
-    await pool(jobs, SETUP_CONCURRENCY, async ({ database, set }) => {
-      await admin.query(`CREATE DATABASE ${database}`);
-      created.push(database);
-      const url = stack.postgres.urlFor(database);
-      if (set === "a") await migrateDatabase(neon(url), migrations.slice(0, 1));
-      else await drizzleMigrate(url, firstOnly);
-    });
-    ctx.log(`[${network}] setup took ${((performance.now() - setupStarted) / 1000).toFixed(1)} s`);
-
-    const settle = async () => {
-      // No warm gateway connection left from the setup, dirty pages written out.
-      const deadline = Date.now() + 10_000;
-      while (stack.gateway.stats().open > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      await admin.query("CHECKPOINT");
-    };
-
-    await settle();
-    // From here on, every HTTP request to the gateway first waits one round trip.
-    neonConfig.fetchFunction =
-      rtt > 0
-        ? async (input: string | URL | Request, init?: RequestInit) => {
-            await new Promise((resolve) => setTimeout(resolve, rtt));
-            return fetch(input, init);
-          }
-        : undefined;
-    ctx.log(
-      `[${network}] project path: migrateDatabase(neon()) via the gateway, ${tenants} tenants, ${concurrency} at once`,
-    );
-    const project = await timeRollout(
-      setA.map((db) => stack.postgres.urlFor(db)),
-      concurrency,
-      (url) => migrateDatabase(neon(url), migrations),
-    );
-    neonConfig.fetchFunction = undefined;
-    await settle();
-    ctx.log(`[${network}] baseline: drizzle migrate() over pg, ${tenants} tenants, one after another`);
-    const baseline = await timeRollout(
-      setB.map((db) => remoteUrl(db)),
-      1,
-      (url) => drizzleMigrate(url, MIGRATIONS_DIR),
-    );
-
-    ctx.log(`[${network}] verifying every tenant database of both sets`);
-    const wrong: string[] = [];
-    const projectSet = new Set(setA);
-    await pool([...setA, ...setB], SETUP_CONCURRENCY, async (database) => {
-      const client = new pg.Client({ connectionString: stack.postgres.urlFor(database) });
-      await client.connect();
-      try {
-        const ledger = projectSet.has(database) ? "tenantry.migrations" : "drizzle.__drizzle_migrations";
-        const { rows } = await client.query<{ changes: string; ledger: string }>(VERIFY_SQL(ledger));
-        const row = rows[0];
-        if (Number(row?.changes) !== migrations.length - 1 || Number(row?.ledger) !== migrations.length) {
-          wrong.push(`${database} (changes ${row?.changes}, ledger rows ${row?.ledger})`);
-        }
-      } finally {
-        await client.end();
-      }
-    });
-    if (wrong.length > 0) ctx.log(`NOT migrated: ${wrong.slice(0, 5).join(", ")}${wrong.length > 5 ? " …" : ""}`);
-    if (project.firstError) ctx.log(`project path, first error: ${project.firstError}`);
-    if (baseline.firstError) ctx.log(`baseline, first error: ${baseline.firstError}`);
-    // The next network starts on a cluster of the same size: every database costs the server some
-    // background work (autovacuum visits each one in turn), which would tilt later networks.
-    ctx.log(`[${network}] dropping its ${tenants * 2} databases`);
-    await dropDatabases(admin, [...setA, ...setB], created);
-    return { rtt, project, baseline, wrong: wrong.length };
-  } finally {
-    neonConfig.fetchFunction = undefined;
-    await relay?.close();
-  }
 }
 
 const suite: Suite = {
   name: "fleet",
-  description: "one 3-migration rollout to N tenant databases: project path vs a serial drizzle migrate() loop",
+  description:
+    "one 3-migration rollout to N tenants at Neon-like latency: the fleet's queue path vs a serial drizzle migrate() loop",
   run,
 };
 

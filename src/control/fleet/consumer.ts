@@ -5,7 +5,9 @@
  * the per-tenant ledger inside the database makes a second apply a no-op, a run_tenants row already
  * done is acknowledged without work, and a delivery that found nothing to do never overwrites the
  * row another delivery finished. Throws only when the control plane itself is unreachable (the
- * message is then retried by the queue).
+ * message is then retried by the queue). The Worker's queue handler dispatches once per batch
+ * (`dispatch: false` here) rather than once per tenant: five control-database requests fewer on
+ * every tenant's path.
  */
 import { type NeonQueryFunction, neon } from "@neondatabase/serverless";
 import { and, eq, ne, or, sql } from "drizzle-orm";
@@ -64,7 +66,12 @@ function safeError(error: unknown): string {
  * The consumer's work for one message: one tenant, one run. Returns what happened; throws only when
  * the control plane itself is unreachable (the message is then retried by the queue).
  */
-export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Promise<ApplyOutcome> {
+export async function applyTenant(
+  deps: FleetDeps,
+  message: MigrateMessage,
+  options: { readonly dispatch?: boolean } = {},
+): Promise<ApplyOutcome> {
+  const next = () => (options.dispatch === false ? Promise.resolve() : dispatch(deps).then(() => undefined));
   const claimed = await claim(deps, message);
   if (!claimed) return "skipped";
   const { run, row, tenant, started } = claimed;
@@ -74,7 +81,7 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
       ? await withWritesPaused(deps, tenant, run.id, () => migrate(deps, run, tenant))
       : await migrate(deps, run, tenant);
   if (!(await record(deps, message, tenant, started, attempt))) {
-    await dispatch(deps);
+    await next();
     return "skipped";
   }
   if (attempt.outcome === "done" && !run.dryRun && tenant && attempt.toVersion !== tenant.schemaVersion) {
@@ -102,7 +109,7 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
       })
       .catch(() => undefined);
   }
-  await dispatch(deps);
+  await next();
   return attempt.outcome;
 }
 
@@ -111,16 +118,19 @@ export async function applyTenant(deps: FleetDeps, message: MigrateMessage): Pro
  * attempt). Undefined when there is nothing to do: a duplicate delivery, or a run stopped since.
  */
 async function claim(deps: FleetDeps, message: MigrateMessage): Promise<Claimed | undefined> {
-  const [run] = await deps.db.select().from(migrationRuns).where(eq(migrationRuns.id, message.runId));
-  const [row] = await deps.db
-    .select()
-    .from(runTenants)
-    .where(and(eq(runTenants.runId, message.runId), eq(runTenants.tenantId, message.tenantId)));
+  // One request for the three reads: every round trip to the control database is on each tenant's path.
+  const [[run], [row], [tenant]] = await deps.db.batch([
+    deps.db.select().from(migrationRuns).where(eq(migrationRuns.id, message.runId)),
+    deps.db
+      .select()
+      .from(runTenants)
+      .where(and(eq(runTenants.runId, message.runId), eq(runTenants.tenantId, message.tenantId))),
+    deps.db.select().from(tenants).where(eq(tenants.id, message.tenantId)),
+  ]);
   if (!run || !row) return undefined;
   // A duplicate delivery, or a run stopped since: nothing to do.
   if (row.status === "done" || row.status === "skipped") return undefined;
   if (run.status !== "running") return undefined;
-  const [tenant] = await deps.db.select().from(tenants).where(eq(tenants.id, message.tenantId));
   const started = Date.now();
   const claimed = await deps.db
     .update(runTenants)

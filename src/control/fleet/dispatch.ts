@@ -53,13 +53,17 @@ export async function dispatch(deps: FleetDeps): Promise<{ queued: number }> {
   const runs = await deps.db.select().from(migrationRuns).where(eq(migrationRuns.status, "running"));
   let queued = 0;
   for (const run of runs) {
-    const phaseRows = await deps.db
-      .select({ status: runTenants.status, n: count() })
-      .from(runTenants)
-      .where(and(eq(runTenants.runId, run.id), eq(runTenants.phase, run.phase)))
-      .groupBy(runTenants.status);
+    // The phase's counts and the run's failures in one request.
+    const [phaseRows, [failed]] = await deps.db.batch([
+      deps.db
+        .select({ status: runTenants.status, n: count() })
+        .from(runTenants)
+        .where(and(eq(runTenants.runId, run.id), eq(runTenants.phase, run.phase)))
+        .groupBy(runTenants.status),
+      failures(deps, run.id),
+    ]);
     const n = (status: RunTenantState) => Number(phaseRows.find((row) => row.status === status)?.n ?? 0);
-    const step = dispatchStep(run, n, await failures(deps, run.id));
+    const step = dispatchStep(run, n, Number(failed?.n ?? 0));
     if (step.kind === "halt") {
       await halt(deps, run.id, step.reason);
     } else if (step.kind === "advance") {
@@ -81,7 +85,8 @@ export async function dispatch(deps: FleetDeps): Promise<{ queued: number }> {
  */
 async function queue(deps: FleetDeps, run: typeof migrationRuns.$inferSelect, free: number): Promise<number> {
   const stale = new Date(Date.now() - REQUEUE_AFTER_MS).toISOString();
-  const picked = free ? await pick(deps, run) : [];
+  // The pick is the last request before the send: a failure between them would leave the picked
+  // tenants queued with no message until they go stale (10 minutes, then a dispatch re-sends them).
   const resend = await deps.db
     .update(runTenants)
     .set({ queuedAt: new Date().toISOString() })
@@ -94,6 +99,7 @@ async function queue(deps: FleetDeps, run: typeof migrationRuns.$inferSelect, fr
       ),
     )
     .returning({ tenantId: runTenants.tenantId });
+  const picked = free ? await pick(deps, run) : [];
   const messages = [...picked, ...resend].map((row) => ({
     kind: "migrate" as const,
     runId: run.id,
@@ -133,13 +139,12 @@ async function pick(deps: FleetDeps, run: typeof migrationRuns.$inferSelect): Pr
   return picked;
 }
 
-/** Failed or drifted tenants of the whole run, every phase. */
-async function failures(deps: ControlDeps, runId: string): Promise<number> {
-  const [row] = await deps.db
+/** The query counting failed or drifted tenants of the whole run, every phase. */
+function failures(deps: ControlDeps, runId: string) {
+  return deps.db
     .select({ n: count() })
     .from(runTenants)
     .where(and(eq(runTenants.runId, runId), inArray(runTenants.status, ["failed", "drift"])));
-  return Number(row?.n ?? 0);
 }
 
 async function halt(deps: FleetDeps, runId: string, reason: string): Promise<void> {

@@ -25,14 +25,21 @@ import { createLogger, type Logger } from "../http/log.ts";
 import { configureEndpoint } from "../tenant-db/middleware.ts";
 
 /**
+/**
  * Operations the cron tick's reconcile step may spend: the tick also polls domains (≤ 100 KV writes,
  * ~100 control queries, ≤ 400 Cloudflare requests: domains/poll.ts) and dispatches fleet work, all
  * under one invocation's 1,000 subrequests.
  */
 const CRON_RECONCILE_BUDGET = 250;
 
-/** Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests). */
+/**
+ * Tenants migrated at once inside one consumer batch (each is a handful of HTTP requests, one
+ * connection at a time, so 4 stay under the 6 connections of an invocation). wrangler.toml's
+ * max_batch_size matches it.
+ */
 const BATCH_PARALLELISM = 4;
+/** Tries at the dispatch that ends a batch. */
+const DISPATCH_ATTEMPTS = 2;
 
 /** A whole number ≥ 0 from a var, or undefined when unset or not one (the default then applies). */
 const wholeVar = (value: string | undefined) => {
@@ -183,6 +190,22 @@ function isMigrateMessage(body: unknown): body is MigrateMessage {
   );
 }
 
+/**
+ * One dispatch for a batch's finished tenants (not one per tenant), tried twice: when every batch
+ * in flight fails to dispatch, only the cron (every 15 minutes) moves the run on.
+ */
+async function dispatchAfterBatch(deps: FleetDeps, log: Logger): Promise<void> {
+  for (let attempt = 1; attempt <= DISPATCH_ATTEMPTS; attempt += 1) {
+    try {
+      await dispatch(deps);
+      return;
+    } catch (error) {
+      log.log("error", "fleet_dispatch_failed", { errorName: (error as Error)?.name ?? "Error", attempt });
+      if (attempt < DISPATCH_ATTEMPTS) await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  }
+}
+
 export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext): Promise<void> {
   const log = createLogger(env.LOG_LEVEL, { queue: batch.queue });
   const deps = exportDepsFrom(env, "system:queue", log);
@@ -233,7 +256,8 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
         continue;
       }
       try {
-        const outcome = await applyTenant(deps, message.body);
+        const outcome = await applyTenant(deps, message.body, { dispatch: false });
+        dispatchAfter = true;
         log.log(outcome === "done" || outcome === "skipped" ? "info" : "warn", "fleet_tenant", {
           runId: message.body.runId,
           tenantId: message.body.tenantId,
@@ -251,5 +275,7 @@ export async function handleFleetBatch(batch: MessageBatch<unknown>, env: Env, _
       }
     }
   };
+  let dispatchAfter = false;
   await Promise.all(Array.from({ length: Math.min(BATCH_PARALLELISM, messages.length) }, worker));
+  if (dispatchAfter) await dispatchAfterBatch(deps, log);
 }
