@@ -102,6 +102,8 @@ describe("the audit log records every admin action", () => {
       [ACTOR, "domain.remove", "ok", undefined],
       [ACTOR, "tenant.retry", "ok", undefined],
       [ACTOR, "tenant.delete", "error", "confirmation_required"],
+      // The delete purges the tenant's exports from R2 (GDPR erasure), audited on its own.
+      [OTHER, "export.purge", "ok", undefined],
       [OTHER, "tenant.delete", "ok", undefined],
       [ACTOR, "tenant.suspend", "error", "invalid_state"],
     ]);
