@@ -99,6 +99,17 @@ export async function addDomain(deps: ControlDeps, slug: string, domain: string)
   );
 }
 
+/** The tenant's domain row for `hostname`; 404 when it is not mapped to it (or already being removed). */
+async function mappedDomain(deps: ControlDeps, tenantId: string, hostname: string) {
+  const [found] = await deps.db
+    .select()
+    .from(domains)
+    .where(and(eq(domains.hostname, hostname), eq(domains.tenantId, tenantId)));
+  if (!found || found.status === "removing")
+    throw new AppError(404, "not_found", "This domain is not mapped to this tenant.");
+  return found;
+}
+
 export async function removeDomain(deps: ControlDeps, slug: string, domain: string): Promise<TenantView> {
   return audited(
     deps,
@@ -107,12 +118,7 @@ export async function removeDomain(deps: ControlDeps, slug: string, domain: stri
     async () => {
       const hostname = normaliseDomain(domain, []);
       const row = await loadBySlug(deps, slug);
-      const [found] = await deps.db
-        .select()
-        .from(domains)
-        .where(and(eq(domains.hostname, hostname), eq(domains.tenantId, row.id)));
-      if (!found || found.status === "removing")
-        throw new AppError(404, "not_found", "This domain is not mapped to this tenant.");
+      const found = await mappedDomain(deps, row.id, hostname);
       // The edge stops serving it first; then Cloudflare and the row (or `removing`, retried by the cron).
       await deps.db.update(domains).set({ status: "removing" }).where(eq(domains.hostname, hostname));
       await projectTenant(deps, row, [hostname]);
@@ -135,12 +141,7 @@ export async function verifyDomain(deps: ControlDeps, slug: string, domain: stri
     async () => {
       const hostname = normaliseDomain(domain, []);
       const row = await loadBySlug(deps, slug);
-      const [found] = await deps.db
-        .select()
-        .from(domains)
-        .where(and(eq(domains.hostname, hostname), eq(domains.tenantId, row.id)));
-      if (!found || found.status === "removing")
-        throw new AppError(404, "not_found", "This domain is not mapped to this tenant.");
+      const found = await mappedDomain(deps, row.id, hostname);
       if (deps.customHostnames && found.status === "deleted") {
         // Gone on Cloudflare's side (deleted there, or moved for 7 days): a new custom hostname.
         await createCustomHostname(deps, row, hostname);
