@@ -1,5 +1,7 @@
 /** Test helpers: databases and roles on the shared test Postgres, created through a superuser. */
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { promisify } from "node:util";
 import pg from "pg";
 import { inject } from "vitest";
 
@@ -43,6 +45,20 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
   const base = new URL(postgresUrl());
   const url = `postgresql://${role}:${password}@${base.host}/${name}`;
   return { name, role, password, url };
+}
+
+/** A fresh database to restore a dump into: its role owns `public` too, so it may create what the dump creates. */
+export async function createRestoreTarget(prefix: string): Promise<TestDatabase> {
+  const db = await createTestDatabase(prefix);
+  await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${db.role}`), db.name);
+  return db;
+}
+
+/** Restores the plain SQL dump `file` into `url` with `psql -v ON_ERROR_STOP=1`: any failing statement fails. */
+export async function restoreDump(file: string, url: string): Promise<void> {
+  await promisify(execFile)("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", file], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
 }
 
 export async function dropTestDatabase(db: TestDatabase): Promise<void> {

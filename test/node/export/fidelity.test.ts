@@ -14,19 +14,23 @@
  * The source role has BYPASSRLS, as Neon's roles do (neon_superuser); without it the export of a
  * table whose policies hide rows from it fails instead of writing a dump without those rows.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { neonConfig } from "@neondatabase/serverless";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
 import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
-
-const run = promisify(execFile);
+import {
+  createRestoreTarget,
+  createTestDatabase,
+  dropTestDatabase,
+  gatewayUrl,
+  restoreDump,
+  superuser,
+  type TestDatabase,
+} from "../support.ts";
 
 let source: TestDatabase;
 let target: TestDatabase;
@@ -153,8 +157,7 @@ async function dump(url: string): Promise<string> {
 beforeAll(async () => {
   applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   source = await createTestDatabase("exp_fid_src");
-  target = await createTestDatabase("exp_fid_dst");
-  await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${target.role}`), target.name);
+  target = await createRestoreTarget("exp_fid_dst");
   dir = await mkdtemp(join(tmpdir(), "tenantry-fidelity-"));
   const client = new pg.Client({ connectionString: source.url });
   await client.connect();
@@ -181,9 +184,7 @@ describe("schema fidelity", () => {
     const text = await dump(source.url);
     const file = join(dir, "dump.sql");
     await writeFile(file, text);
-    await run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.url, "-f", file], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    await restoreDump(file, target.url);
     for (const query of CATALOG) {
       const [a, b] = await Promise.all([
         asSuperuser(source, (c) => c.query({ text: query, rowMode: "array" })),

@@ -22,7 +22,7 @@ import { exportDatabase } from "../../../src/control/export/engine.ts";
 import { ident, literal } from "../../../src/control/export/quote.ts";
 import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import {
-  createTestDatabase,
+  createRestoreTarget,
   dropTestDatabase,
   gatewayUrl,
   postgresUrl,
@@ -120,8 +120,7 @@ beforeAll(async () => {
   applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   dir = await mkdtemp(join(tmpdir(), "tenantry-inj-"));
   source = await hostileDatabase();
-  target = await createTestDatabase("exp_inj_dst");
-  await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${target.role}`), target.name);
+  target = await createRestoreTarget("exp_inj_dst");
   const sql = neon(source.url);
   for (const statement of SETUP()) await sql.query(statement);
 });

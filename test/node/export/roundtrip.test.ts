@@ -20,7 +20,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
 import { type ExportBucket, uploadGzip } from "../../../src/control/export/upload.ts";
 import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
+import {
+  createRestoreTarget,
+  createTestDatabase,
+  dropTestDatabase,
+  gatewayUrl,
+  restoreDump,
+  type TestDatabase,
+} from "../support.ts";
 
 const run = promisify(execFile);
 
@@ -86,8 +93,8 @@ beforeAll(async () => {
   // HTTP for the queries, the WebSocket session for the export's snapshot: both to the gateway.
   applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   source = await createTestDatabase("exp_src");
-  target = await createTestDatabase("exp_dst");
-  gzTarget = await createTestDatabase("exp_gzdst");
+  target = await createRestoreTarget("exp_dst");
+  gzTarget = await createRestoreTarget("exp_gzdst");
   dir = await mkdtemp(join(tmpdir(), "tenantry-export-"));
   const sql = neon(source.url);
   for (const statement of SETUP) await sql.query(statement);
@@ -154,9 +161,6 @@ beforeAll(async () => {
      FROM generate_series(1, 3) AS i`,
   );
   await sql.query("SELECT nextval('extra.ticket_seq')");
-  // The target role must be able to create what the dump creates: make it the schema owner.
-  await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${target.role}`), target.name);
-  await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${gzTarget.role}`), gzTarget.name);
 });
 
 afterAll(async () => {
@@ -194,9 +198,7 @@ describe("export → psql restore", () => {
     const file = join(dir, "dump.sql");
     await writeFile(file, original.text);
     // ON_ERROR_STOP: any failing statement fails the restore (and this test).
-    await run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.url, "-f", file], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    await restoreDump(file, target.url);
 
     const restored = await dump(target.url);
     expect(restored.stats.tables).toEqual(original.stats.tables);

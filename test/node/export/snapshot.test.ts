@@ -10,19 +10,23 @@
  * Read outside one snapshot, this fails: order_items is exported before orders, so items of orders
  * deleted in between have no order, and the tally (read last) is newer than both.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { neonConfig } from "@neondatabase/serverless";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
 import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
+import {
+  createRestoreTarget,
+  createTestDatabase,
+  dropTestDatabase,
+  gatewayUrl,
+  restoreDump,
+  type TestDatabase,
+} from "../support.ts";
 
-const run = promisify(execFile);
 const ORDERS = 3000;
 
 let source: TestDatabase;
@@ -32,8 +36,7 @@ let dir: string;
 beforeAll(async () => {
   applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gatewayUrl() });
   source = await createTestDatabase("exp_snap_src");
-  target = await createTestDatabase("exp_snap_dst");
-  await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${target.role}`), target.name);
+  target = await createRestoreTarget("exp_snap_dst");
   dir = await mkdtemp(join(tmpdir(), "tenantry-snap-"));
   const client = new pg.Client({ connectionString: source.url });
   await client.connect();
@@ -124,9 +127,7 @@ describe("an export of a busy database", () => {
 
     const file = join(dir, "dump.sql");
     await writeFile(file, text);
-    await run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target.url, "-f", file], {
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    await restoreDump(file, target.url);
 
     const client = new pg.Client({ connectionString: target.url });
     await client.connect();

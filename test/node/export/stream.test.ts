@@ -38,7 +38,7 @@ import { ensureControlDatabase, memoryKv, seedDeps } from "../../../src/dev/seed
 import { generateKey } from "../../../src/shared/crypto/secrets.ts";
 import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
 import {
-  createTestDatabase,
+  createRestoreTarget,
   dropTestDatabase,
   gatewayUrl,
   postgresUrl,
@@ -315,8 +315,7 @@ describe("runExport", () => {
               (SELECT string_agg(md5(random()::text || i || j), '') FROM generate_series(1, 256) AS j)
        FROM generate_series(1, 3000) AS i`,
     );
-    target = await createTestDatabase("exp_gz");
-    await superuser((client) => client.query(`ALTER SCHEMA public OWNER TO ${target.role}`), target.name);
+    target = await createRestoreTarget("exp_gz");
     dir = await mkdtemp(join(tmpdir(), "tenantry-stream-"));
   });
 

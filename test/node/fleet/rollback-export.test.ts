@@ -4,11 +4,9 @@
  * engine it proceeds, and restoring that export with `psql -v ON_ERROR_STOP=1` into a fresh database
  * brings back the dropped column with its values. `force` skips the export. psql must be on PATH.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDatabase } from "../../../src/control/export/engine.ts";
@@ -16,9 +14,8 @@ import { dropGuard, RollbackRefusedError } from "../../../src/control/fleet/drop
 import { migrations } from "../../../src/generated/migrations.ts";
 import { migrateDatabase, rollbackMigrations } from "../../../src/shared/migrations.ts";
 import { applyLocalNeon } from "../../../src/shared/neon-local.ts";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
+import { createTestDatabase, dropTestDatabase, gatewayUrl, restoreDump, type TestDatabase } from "../support.ts";
 
-const run = promisify(execFile);
 const NAMES = migrations.map((m) => m.name);
 const LATEST = NAMES.at(-1) as string;
 const TENANT = { id: "t_rollback_export", slug: "rollback-export" };
@@ -118,7 +115,7 @@ describe("a destructive rollback", () => {
     expect(await shape(db.url)).toEqual({ note: false, productIdx: false });
 
     const restored = await database();
-    await run("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", restored.url, "-f", file]);
+    await restoreDump(file, restored.url);
     expect(await shape(restored.url)).toEqual({ note: true, productIdx: true });
     expect(await neon(restored.url).query("SELECT id, note, total_cents FROM orders")).toEqual([
       { id: "00000000-0000-4000-8000-000000000002", note: "leave it at the door, it's fine", total_cents: 1200 },
