@@ -7,6 +7,7 @@
  * driver at a local gateway instead (`npm run db`), as the Worker does.
  */
 import { neon, neonConfig } from "@neondatabase/serverless";
+import { useGatewayFetch } from "../src/dev/gateway/node-fetch.ts";
 import { controlMigrations } from "../src/generated/control-migrations.ts";
 import { migrateDatabase } from "../src/shared/migrations.ts";
 
@@ -16,6 +17,8 @@ if (!url) {
   process.exit(1);
 }
 if (process.env.NEON_FETCH_ENDPOINT) neonConfig.fetchEndpoint = process.env.NEON_FETCH_ENDPOINT;
+// A plain-http local gateway gets the faster node:http fetch; Neon itself keeps Node's fetch.
+useGatewayFetch(neonConfig, process.env.NEON_FETCH_ENDPOINT);
 const result = await migrateDatabase(neon(url), controlMigrations);
 console.log(
   `control database at ${result.version ?? "no migration"}: ${result.applied.length} applied` +

@@ -20,6 +20,7 @@ import { ALL_ADMIN_SCOPES, mintAdminToken, mintTenantToken } from "../shared/tok
 import { startAlertSink } from "./alert-sink.ts";
 import { ensureDevVars } from "./dev-vars.ts";
 import { startFakeCloudflareApi } from "./fake-cloudflare/server.ts";
+import { useGatewayFetch } from "./gateway/node-fetch.ts";
 import { DEMO_TENANTS, ensureControlDatabase, type SeededTenant, seedDemoTenants, seedDeps } from "./seed.ts";
 import { startLocalStack } from "./stack.ts";
 
@@ -56,6 +57,7 @@ step(
 );
 const stack = await startLocalStack({ dataDir, postgresPort: PG_PORT, gateway: { port: GATEWAY_PORT } });
 neonConfig.fetchEndpoint = stack.gateway.url;
+useGatewayFetch(neonConfig, stack.gateway.url);
 const cloudflare = await startFakeCloudflareApi({ port: CLOUDFLARE_PORT, activateAfterMs: ACTIVATE_AFTER_MS });
 const alerts = await startAlertSink(ALERT_PORT);
 let wrangler: ChildProcess | undefined;

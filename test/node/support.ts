@@ -2,11 +2,22 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
+import { neonConfig } from "@neondatabase/serverless";
 import pg from "pg";
 import { inject } from "vitest";
+import { useGatewayFetch } from "../../src/dev/gateway/node-fetch.ts";
 
 export const postgresUrl = () => inject("postgresUrl");
 export const gatewayUrl = () => inject("gatewayUrl");
+
+/**
+ * Points `neon()` at the shared gateway, over `gatewayFetch` (node:http keep-alive) as Node code
+ * talking to the local gateway does; the Worker tests cover the platform's fetch.
+ */
+export function useGatewayForNeon(): void {
+  neonConfig.fetchEndpoint = gatewayUrl();
+  useGatewayFetch(neonConfig, gatewayUrl());
+}
 
 export async function superuser<T>(work: (client: pg.Client) => Promise<T>, database = "postgres"): Promise<T> {
   const url = new URL(postgresUrl());

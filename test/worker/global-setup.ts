@@ -8,6 +8,7 @@ import { neonConfig } from "@neondatabase/serverless";
 import type { TestProject } from "vitest/node";
 import { startAlertSink } from "../../src/dev/alert-sink.ts";
 import { startFakeCloudflareApi } from "../../src/dev/fake-cloudflare/server.ts";
+import { useGatewayFetch } from "../../src/dev/gateway/node-fetch.ts";
 import { DEMO_TENANTS, ensureControlDatabase, memoryKv, seedDemoTenants } from "../../src/dev/seed.ts";
 import { startLocalStack } from "../../src/dev/stack.ts";
 import { generateKey } from "../../src/shared/crypto/secrets.ts";
@@ -50,6 +51,7 @@ export default async function setup(project: TestProject) {
   const fleet = await startFakeCloudflareApi({ activateAfterMs: 3_600_000, allocated: 20_000 });
   const fleetIds = fleet.adopt(Array.from({ length: FLEET_HOSTNAMES }, (_, i) => fleetHostname(i)));
   neonConfig.fetchEndpoint = stack.gateway.url;
+  useGatewayFetch(neonConfig, stack.gateway.url);
   // The ring the Worker runs with: k1 encrypts; k0 is a retired key that still decrypts, as in the
   // middle of a rotation (admin-keys.test.ts writes tenants under it and re-encrypts them).
   const encryptionKeys = `k1:${generateKey()},k0:${generateKey()}`;

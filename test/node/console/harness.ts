@@ -15,6 +15,7 @@ import { unstable_getMiniflareWorkerOptions } from "wrangler";
 import { bundleWorker } from "../../../bench/wrangler.ts";
 import { wranglerConfigPath, wranglerVars } from "../../../src/cli/project-config.ts";
 import type { ControlDeps, KvStore } from "../../../src/control/tenants/deps.ts";
+import { useGatewayFetch } from "../../../src/dev/gateway/node-fetch.ts";
 import { ensureControlDatabase, seedDeps } from "../../../src/dev/seed.ts";
 import { generateKey } from "../../../src/shared/crypto/secrets.ts";
 import { mintAdminToken } from "../../../src/shared/tokens.ts";
@@ -79,6 +80,7 @@ export async function serveWorker(options: {
   outbound?: Outbound;
 }): Promise<ServedWorker> {
   neonConfig.fetchEndpoint = options.gatewayUrl;
+  useGatewayFetch(neonConfig, options.gatewayUrl);
   const controlUrl = await ensureControlDatabase(options.postgresUrl, options.controlName);
   const outdir = await mkdtemp(join(tmpdir(), "tenantry-console-"));
   const script = await bundleWorker(wranglerConfigPath, outdir);

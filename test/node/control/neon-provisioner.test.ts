@@ -7,7 +7,7 @@
  * really is created, and what it may do is checked by logging in as it.
  */
 import { inspect } from "node:util";
-import { neonConfig, neon as neonSql } from "@neondatabase/serverless";
+import { neon as neonSql } from "@neondatabase/serverless";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   createNeonProvisioner,
@@ -15,7 +15,7 @@ import {
 } from "../../../src/control/provisioners/neon/provisioner.ts";
 import { ProvisionerError, type ProvisionRequest, type ResourceRef } from "../../../src/control/provisioners/types.ts";
 import { type FakeNeon, startFakeNeonApi } from "../../../src/dev/fake-neon/server.ts";
-import { gatewayUrl, postgresUrl } from "../support.ts";
+import { postgresUrl, useGatewayForNeon } from "../support.ts";
 
 const API_KEY = "napi_test_0123456789abcdefSECRET";
 const PROJECT = "tenantry-eu";
@@ -51,7 +51,7 @@ async function databaseFor(branchId: string, database: string): Promise<string> 
 }
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  useGatewayForNeon();
   // As on Neon: the role API-created roles are members of (here it has no rights, only the name).
   await neonSql(postgresUrl()).query(
     "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'neon_superuser') THEN CREATE ROLE neon_superuser NOLOGIN; END IF; END $$",

@@ -5,7 +5,7 @@
  * reserved names, and the cron's per-invocation budget over a 10,000-domain fleet.
  */
 import { randomBytes } from "node:crypto";
-import { neon, neonConfig } from "@neondatabase/serverless";
+import { neon } from "@neondatabase/serverless";
 import { eq, isNotNull, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/neon-http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,7 +23,7 @@ import { type FakeCloudflare, startFakeCloudflareApi } from "../../../src/dev/fa
 import { ensureControlDatabase, memoryKv, seedDeps } from "../../../src/dev/seed.ts";
 import { generateKey } from "../../../src/shared/crypto/secrets.ts";
 import { AppError } from "../../../src/shared/errors.ts";
-import { gatewayUrl, postgresUrl, superuser } from "../support.ts";
+import { postgresUrl, superuser, useGatewayForNeon } from "../support.ts";
 
 const suffix = randomBytes(3).toString("hex");
 const controlName = `ctl_domains_${suffix}`;
@@ -60,7 +60,7 @@ const deleteSteps = (slug: string) => ({
 });
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  useGatewayForNeon();
   const controlUrl = await ensureControlDatabase(postgresUrl(), controlName);
   fake = await startFakeCloudflareApi({ activateAfterMs: 60_000 });
   kv = memoryKv();

@@ -5,12 +5,12 @@
  * short lock timeout the same INSERT is seen waiting behind the DDL (the control case), which is
  * what the first test would catch if the timeouts were missing.
  */
-import { neon, neonConfig } from "@neondatabase/serverless";
+import { neon } from "@neondatabase/serverless";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { migrations } from "../../../src/generated/migrations.ts";
 import { type Migration, MigrationFailedError, migrateDatabase } from "../../../src/shared/migrations.ts";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, superuser, type TestDatabase } from "../support.ts";
+import { createTestDatabase, dropTestDatabase, superuser, type TestDatabase, useGatewayForNeon } from "../support.ts";
 
 const PROBE: Migration = {
   name: "9001_lock_probe",
@@ -23,7 +23,7 @@ const created: TestDatabase[] = [];
 const clients: pg.Client[] = [];
 
 beforeAll(() => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  useGatewayForNeon();
 });
 afterAll(async () => {
   for (const client of clients) await client.end().catch(() => undefined);

@@ -5,6 +5,7 @@
  */
 import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { gatewayFetch } from "../../../src/dev/gateway/node-fetch.ts";
 import { migrations } from "../../../src/generated/migrations.ts";
 import {
   type Migration,
@@ -26,7 +27,7 @@ beforeAll(() => {
   neonConfig.fetchFunction = async (input: string | URL | Request, init?: RequestInit) => {
     const body = JSON.parse(String(init?.body ?? "{}")) as { query?: string; queries?: { query: string }[] };
     requests.push(body.queries ? body.queries.map((q) => q.query) : [String(body.query)]);
-    return fetch(input, init);
+    return gatewayFetch(input, init);
   };
 });
 afterEach(() => {

@@ -5,18 +5,18 @@
  * Nothing here may reach a non-loopback address: the one non-loopback host used
  * (db.example.com) must be refused before the gateway connects anywhere.
  */
-import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
+import { NeonDbError, neon } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Gateway, startGateway } from "../../../src/dev/gateway/server.ts";
 import { freePort } from "../../../src/dev/postgres.ts";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
+import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase, useGatewayForNeon } from "../support.ts";
 
 let db: TestDatabase;
 /** A loopback port with nothing listening on it. */
 let deadPort: number;
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  useGatewayForNeon();
   db = await createTestDatabase("bad");
   deadPort = await freePort();
 });

@@ -2,16 +2,16 @@
  * The gateway driven by the real `@neondatabase/serverless` client against real Postgres:
  * every value must come back exactly as it would from Neon.
  */
-import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
+import { NeonDbError, neon } from "@neondatabase/serverless";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
+import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase, useGatewayForNeon } from "../support.ts";
 import { EVERY_TYPE, EVERY_TYPE_BYTES, EVERY_TYPE_DDL, INSERT_EVERY_TYPE, TRICKY_TEXT } from "./every-type.ts";
 
 let db: TestDatabase;
 let other: TestDatabase;
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  useGatewayForNeon();
   db = await createTestDatabase("conf");
   other = await createTestDatabase("conf_other");
   const sql = neon(db.url);

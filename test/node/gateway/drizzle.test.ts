@@ -2,7 +2,7 @@
  * drizzle-orm's `neon-http` driver through the gateway: the ORM the Worker uses must behave here
  * exactly as on Neon, down to value round-trips, batches as transactions and error causes.
  */
-import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
+import { NeonDbError, neon } from "@neondatabase/serverless";
 import { and, asc, count, DrizzleQueryError, desc, eq, gt, inArray, sql } from "drizzle-orm";
 import { drizzle, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import {
@@ -19,7 +19,7 @@ import {
   uuid,
 } from "drizzle-orm/pg-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestDatabase, dropTestDatabase, gatewayUrl, type TestDatabase } from "../support.ts";
+import { createTestDatabase, dropTestDatabase, type TestDatabase, useGatewayForNeon } from "../support.ts";
 
 const mood = pgEnum("mood", ["sad", "ok", "happy"]);
 
@@ -57,7 +57,7 @@ let database: TestDatabase;
 let db: NeonHttpDatabase;
 
 beforeAll(async () => {
-  neonConfig.fetchEndpoint = gatewayUrl();
+  useGatewayForNeon();
   database = await createTestDatabase("drz");
   db = drizzle({ client: neon(database.url) });
   await db.execute(sql`CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')`);
