@@ -57,6 +57,8 @@ WebSocket      ws://${stack.gateway.wsProxy}?address=HOST:PORT
 Point the Neon driver at the gateway:
   import { neon, neonConfig } from "@neondatabase/serverless";
   neonConfig.fetchEndpoint = "${stack.gateway.url}";
+  // Node code in this repo: also useGatewayFetch(neonConfig, "${stack.gateway.url}")
+  // from src/dev/gateway/node-fetch.ts (node:http keep-alive, faster than Node's fetch).
   const sql = neon("${stack.postgres.url}");
 
 For Pool and Client sessions (see docs/local-stack.md):
