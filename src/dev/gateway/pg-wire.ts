@@ -49,7 +49,8 @@ interface Pending {
   readonly reject: (error: Error) => void;
   readonly result: WireResult;
   error?: Error;
-  readonly sentAt: number;
+  /** When it was written to the socket (performance.now()); undefined while it waits for startup. */
+  sentAt?: number;
 }
 
 /** "SELECT 3" → SELECT, 3; "INSERT 0 5" → INSERT, 5; "CREATE TABLE" → CREATE (as `pg` reads it). */
@@ -65,22 +66,26 @@ export class WireConnection {
   private outbox: Buffer[] = [];
   private flushing = false;
   private handler: Handler = () => {};
+  private started = false;
+  /** Settles when Postgres is ready for queries; queries queued before then wait for it. */
+  readonly ready: Promise<void>;
   /** Why the connection cannot be used any more; set once. */
   broken: Error | undefined;
   /** Told once, when the connection breaks or is closed (the pool's bookkeeping). */
   onBroken: (() => void) | undefined;
 
-  private constructor(private readonly socket: Socket) {
-    socket.setNoDelay(true);
-    void parse(socket, (message) => this.handler(message));
-    socket.on("error", (error) => this.fail(error));
-    socket.on("close", () => this.fail(new Error("Connection terminated unexpectedly")));
-  }
+  private readonly socket: Socket;
 
-  /** Opens, authenticates and waits until Postgres is ready for queries. */
-  static connect(options: WireOptions): Promise<WireConnection> {
-    const connection = new WireConnection(connect({ host: options.host, port: options.port }));
-    return connection.startup(options).then(() => connection);
+  /** Starts connecting and authenticating; queries may be queued at once (see `ready`). */
+  constructor(options: WireOptions) {
+    this.socket = connect({ host: options.host, port: options.port });
+    this.socket.setNoDelay(true);
+    void parse(this.socket, (message) => this.handler(message));
+    this.socket.on("error", (error) => this.fail(error));
+    this.socket.on("close", () => this.fail(new Error("Connection terminated unexpectedly")));
+    this.ready = this.startup(options);
+    // A failed startup is also every queued query's answer; nobody need await `ready`.
+    this.ready.catch(() => {});
   }
 
   /** Queries written or waiting to be written whose answers have not all come back. */
@@ -88,7 +93,7 @@ export class WireConnection {
     return this.sent.length;
   }
 
-  /** When the oldest query still pending was written (performance.now()), or undefined. */
+  /** When the oldest query still pending was written (performance.now()); undefined if none was. */
   get oldestSentAt(): number | undefined {
     return this.sent[0]?.sentAt;
   }
@@ -101,7 +106,6 @@ export class WireConnection {
         resolve,
         reject,
         result: { command: null, rowCount: null, rows: [], fields: [] },
-        sentAt: performance.now(),
       });
       this.outbox.push(
         serialize.parse({ text }),
@@ -110,7 +114,7 @@ export class WireConnection {
         serialize.execute({}),
         serialize.sync(),
       );
-      if (!this.flushing) {
+      if (!this.flushing && this.started) {
         this.flushing = true;
         setImmediate(() => this.flush());
       }
@@ -135,6 +139,12 @@ export class WireConnection {
     if (this.broken || this.outbox.length === 0) return;
     const chunks = this.outbox;
     this.outbox = [];
+    const now = performance.now();
+    for (let index = this.sent.length - 1; index >= 0; index -= 1) {
+      const pending = this.sent[index] as Pending;
+      if (pending.sentAt !== undefined) break;
+      pending.sentAt = now;
+    }
     this.socket.write(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
   }
 
@@ -167,7 +177,9 @@ export class WireConnection {
         return;
       }
       case "copyInResponse":
-        this.socket.write(serialize.copyFail(NO_COPY_SOURCE));
+        // Postgres ignored the query's Sync while waiting for COPY data: after the CopyFail it
+        // discards input until the next Sync, so one more is sent.
+        this.socket.write(Buffer.concat([serialize.copyFail(NO_COPY_SOURCE), serialize.sync()]));
         return;
       case "error":
         if (head) head.error ??= message as DatabaseError;
@@ -199,6 +211,8 @@ export class WireConnection {
           reject(error);
         } else {
           this.handler = (message) => this.onQueryMessage(message);
+          this.started = true;
+          this.flush();
           resolve();
         }
       };

@@ -40,6 +40,8 @@ export function isPostgresError(error: unknown): error is DatabaseError {
 interface Slot {
   readonly connection: WireConnection;
   exclusive: boolean;
+  /** Shared queries granted this connection that have not been queued on it yet. */
+  reserved: number;
   lastUsed: number;
 }
 
@@ -70,11 +72,16 @@ export interface Session {
   query: WireConnection["query"];
 }
 
+function load(slot: Slot): number {
+  return slot.connection.pending + slot.reserved;
+}
+
 function usable(slot: Slot, exclusive: boolean, now: number): boolean {
   if (slot.exclusive || slot.connection.broken) return false;
-  const { pending } = slot.connection;
-  if (pending === 0) return true;
-  if (exclusive || pending >= PIPELINE_DEPTH) return false;
+  const queued = load(slot);
+  if (queued === 0) return true;
+  if (exclusive || queued >= PIPELINE_DEPTH) return false;
+  // Queries not written yet (the connection is still starting) have not been running at all.
   return now - (slot.connection.oldestSentAt ?? now) < FRESH_MS;
 }
 
@@ -84,9 +91,15 @@ function pick(entry: Entry, exclusive: boolean): Slot | undefined {
   let best: Slot | undefined;
   for (const slot of entry.slots) {
     if (!usable(slot, exclusive, now)) continue;
-    if (!best || slot.connection.pending > best.connection.pending) best = slot;
+    if (!best || load(slot) > load(best)) best = slot;
   }
   return best;
+}
+
+/** Marks a connection as granted, synchronously, so the next grant sees it taken. */
+function claim(slot: Slot, exclusive: boolean): void {
+  if (exclusive) slot.exclusive = true;
+  else slot.reserved += 1;
 }
 
 export class PoolManager {
@@ -119,6 +132,7 @@ export class PoolManager {
     );
   }
 
+  /** `work` must queue its first query synchronously: a shared grant is reserved only until then. */
   private async withSlot<T>(target: Target, exclusive: boolean, work: (slot: Slot) => Promise<T>): Promise<T> {
     if (this.closed) throw new GatewayError(503, "57P01", "the gateway is shutting down");
     const entry = this.entryFor(target);
@@ -126,8 +140,14 @@ export class PoolManager {
     entry.lastUsed = Date.now();
     try {
       const slot = await this.acquire(entry, exclusive);
+      let running: Promise<T>;
       try {
-        return await work(slot);
+        running = work(slot);
+      } finally {
+        if (!exclusive) slot.reserved -= 1;
+      }
+      try {
+        return await running;
       } finally {
         slot.exclusive = false;
         slot.lastUsed = Date.now();
@@ -151,7 +171,7 @@ export class PoolManager {
   private acquire(entry: Entry, exclusive: boolean): Promise<Slot> {
     const ready = entry.waiters.length === 0 ? pick(entry, exclusive) : undefined;
     if (ready) {
-      ready.exclusive = exclusive;
+      claim(ready, exclusive);
       return Promise.resolve(ready);
     }
     return new Promise((resolve, reject) => {
@@ -166,15 +186,12 @@ export class PoolManager {
         exclusive,
         grant: (slot) => {
           clearTimeout(timer);
-          slot.exclusive = exclusive;
+          claim(slot, exclusive);
           resolve(slot);
         },
         open: () => {
           clearTimeout(timer);
-          this.open(entry).then((slot) => {
-            slot.exclusive = exclusive;
-            resolve(slot);
-          }, reject);
+          this.open(entry, exclusive).then(resolve, reject);
         },
       };
       entry.waiters.push(waiter);
@@ -199,36 +216,42 @@ export class PoolManager {
     }
   }
 
-  private async open(entry: Entry): Promise<Slot> {
+  /**
+   * Opens a connection for a waiter, claimed for it before anyone else can see it. With the budget
+   * free this happens at once, so the queries of the same moment can join it while it starts.
+   */
+  private open(entry: Entry, exclusive: boolean): Promise<Slot> {
+    if (this.budget.free === 0) this.makeRoom(entry);
+    if (this.budget.tryAcquire()) return Promise.resolve(this.connect(entry, exclusive));
     entry.opening += 1;
-    try {
-      if (this.budget.free === 0) this.makeRoom(entry);
-      await this.budget.acquire(this.limits.acquireTimeoutMs, "the gateway's global connection budget");
-      try {
-        const connection = await WireConnection.connect({
-          host: entry.target.host,
-          port: entry.target.port,
-          user: entry.target.user,
-          password: entry.target.password,
-          database: entry.target.database,
-          applicationName: "tenantry-gateway",
-          statementTimeoutMs: this.limits.statementTimeoutMs,
-          connectTimeoutMs: this.limits.acquireTimeoutMs,
-        });
-        const slot: Slot = { connection, exclusive: false, lastUsed: Date.now() };
-        entry.slots.push(slot);
-        // A connection that breaks (its backend terminated, the server gone) leaves at once.
-        connection.onBroken = () => {
-          if (this.removeSlot(entry, slot)) this.settle(entry);
-        };
-        return slot;
-      } catch (error) {
-        this.budget.release();
-        throw error;
-      }
-    } finally {
-      entry.opening -= 1;
-    }
+    return this.budget
+      .acquire(this.limits.acquireTimeoutMs, "the gateway's global connection budget")
+      .then(() => this.connect(entry, exclusive))
+      .finally(() => {
+        entry.opening -= 1;
+      });
+  }
+
+  /** A new connection on `entry`, holding a budget permit the caller took. */
+  private connect(entry: Entry, exclusive: boolean): Slot {
+    const connection = new WireConnection({
+      host: entry.target.host,
+      port: entry.target.port,
+      user: entry.target.user,
+      password: entry.target.password,
+      database: entry.target.database,
+      applicationName: "tenantry-gateway",
+      statementTimeoutMs: this.limits.statementTimeoutMs,
+      connectTimeoutMs: this.limits.acquireTimeoutMs,
+    });
+    const slot: Slot = { connection, exclusive: false, reserved: 0, lastUsed: Date.now() };
+    claim(slot, exclusive);
+    entry.slots.push(slot);
+    // A connection that breaks (its backend terminated, the server gone) leaves at once.
+    connection.onBroken = () => {
+      if (this.removeSlot(entry, slot)) this.settle(entry);
+    };
+    return slot;
   }
 
   /** Closes idle connections of other pools, least recently used first, to free one budget slot. */

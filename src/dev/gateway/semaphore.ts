@@ -18,6 +18,13 @@ export class Semaphore {
     return this.waiters.length;
   }
 
+  /** Takes a permit if one is free, without waiting. */
+  tryAcquire(): boolean {
+    if (this.available === 0) return false;
+    this.available -= 1;
+    return true;
+  }
+
   acquire(timeoutMs: number, what: string): Promise<void> {
     if (this.available > 0) {
       this.available -= 1;
