@@ -114,10 +114,7 @@ export class WireConnection {
         serialize.execute({}),
         serialize.sync(),
       );
-      if (!this.flushing && this.started) {
-        this.flushing = true;
-        setImmediate(() => this.flush());
-      }
+      this.scheduleFlush();
     });
   }
 
@@ -134,6 +131,20 @@ export class WireConnection {
     return closed;
   }
 
+  /** Queries written and not answered yet. */
+  private inFlight = 0;
+
+  /**
+   * Writes at the end of this event-loop turn, unless queries written earlier are still running:
+   * then the new ones go out together when those have answered (Postgres runs one connection's
+   * queries one after the other anyway), so a busy connection costs one write per round trip.
+   */
+  private scheduleFlush(): void {
+    if (this.flushing || !this.started || this.inFlight > 0) return;
+    this.flushing = true;
+    setImmediate(() => this.flush());
+  }
+
   private flush(): void {
     this.flushing = false;
     if (this.broken || this.outbox.length === 0) return;
@@ -144,6 +155,7 @@ export class WireConnection {
       const pending = this.sent[index] as Pending;
       if (pending.sentAt !== undefined) break;
       pending.sentAt = now;
+      this.inFlight += 1;
     }
     this.socket.write(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
   }
@@ -152,6 +164,7 @@ export class WireConnection {
     if (this.broken) return;
     this.broken = error;
     this.outbox = [];
+    this.inFlight = 0;
     // A FATAL error (the backend terminated) is the answer of the query it interrupted.
     for (const pending of this.sent.splice(0)) pending.reject(pending.error ?? error);
     if (destroy && !this.socket.destroyed) this.socket.destroy();
@@ -186,6 +199,8 @@ export class WireConnection {
         return;
       case "readyForQuery": {
         const done = this.sent.shift();
+        this.inFlight -= 1;
+        if (this.inFlight === 0 && this.outbox.length > 0) this.flush();
         if (done?.error) done.reject(done.error);
         else done?.resolve(done.result);
         return;
