@@ -1,16 +1,25 @@
 /**
- * One bounded `pg` pool per connection string, idle pools evicted, and a global budget on
- * checked-out connections so many tenants cannot exhaust the Postgres server's slots.
+ * The gateway's connections to Postgres: a bounded set per connection string, idle ones closed, and
+ * a global budget so many tenants cannot exhaust the server's slots.
+ *
+ * Queries are pipelined (pg-wire.ts): a query joins a connection that already has queries in
+ * flight when those were written less than FRESH_MS ago and fewer than PIPELINE_DEPTH are waiting,
+ * so the queries of one busy moment share a write and a wake-up of one backend. A connection whose
+ * oldest query has run longer than that takes nothing more (its query may be waiting on a lock):
+ * only queries sent within those first milliseconds can wait behind a slow one. Work that needs a
+ * connection to itself (a batch's transaction, COPY) takes an idle one exclusively.
  */
-import pg from "pg";
+import { DatabaseError } from "pg-protocol";
+import { WireConnection } from "./pg-wire.ts";
 import { GatewayError, type Target } from "./protocol.ts";
+import { Semaphore } from "./semaphore.ts";
 
 export interface PoolLimits {
   /** Connections one connection string may hold at once. */
   readonly maxPerPool: number;
-  /** Connections all pools together may hold checked out at once. */
+  /** Connections all pools together may hold open at once. */
   readonly maxTotal: number;
-  /** A pool unused this long is closed; its idle connections go with it. */
+  /** A connection unused this long is closed, and its pool with it when it was the last. */
   readonly idleMs: number;
   /** How long a request may wait for a connection before it gets a 503. */
   readonly acquireTimeoutMs: number;
@@ -18,64 +27,39 @@ export interface PoolLimits {
   readonly statementTimeoutMs?: number | undefined;
 }
 
-/** A counting semaphore with a FIFO queue and per-waiter timeout. */
-class Semaphore {
-  private available: number;
-  private readonly waiters: { resolve: () => void; timer: NodeJS.Timeout }[] = [];
+/** Queries one connection may have in flight before another is used or opened. */
+export const PIPELINE_DEPTH = 4;
+/** A connection whose oldest query in flight is older than this takes no more (it may be blocked). */
+export const FRESH_MS = 2;
 
-  constructor(readonly size: number) {
-    this.available = size;
-  }
-
-  get waiting(): number {
-    return this.waiters.length;
-  }
-
-  acquire(timeoutMs: number, what: string): Promise<void> {
-    if (this.available > 0) {
-      this.available -= 1;
-      return Promise.resolve();
-    }
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        resolve,
-        timer: setTimeout(() => {
-          this.waiters.splice(this.waiters.indexOf(waiter), 1);
-          reject(new GatewayError(503, "53300", `timed out after ${timeoutMs} ms waiting for ${what}`));
-        }, timeoutMs),
-      };
-      this.waiters.push(waiter);
-    });
-  }
-
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) {
-      clearTimeout(next.timer);
-      next.resolve();
-    } else {
-      this.available += 1;
-    }
-  }
+/** An error Postgres itself reported (it carries a SQLSTATE), not a Node system error. */
+export function isPostgresError(error: unknown): error is DatabaseError {
+  return error instanceof DatabaseError;
 }
 
-interface Entry {
-  readonly pool: pg.Pool;
-  readonly slots: Semaphore;
-  active: number;
+interface Slot {
+  readonly connection: WireConnection;
+  exclusive: boolean;
+  /** Shared queries granted this connection that have not been queued on it yet. */
+  reserved: number;
   lastUsed: number;
 }
 
-/**
- * An error Postgres itself reported (it carries a SQLSTATE). Node system errors such as EPIPE also
- * have five-letter codes, so the class decides, not the shape of the code.
- */
-export function isPostgresError(error: unknown): error is pg.DatabaseError {
-  return error instanceof pg.DatabaseError;
+interface Waiter {
+  readonly exclusive: boolean;
+  readonly grant: (slot: Slot) => void;
+  readonly open: () => void;
 }
 
-/** Every type parser returns Postgres' text unchanged: the driver parses it on its side. */
-const RAW_TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
+interface Entry {
+  readonly target: Target;
+  readonly slots: Slot[];
+  opening: number;
+  readonly waiters: Waiter[];
+  /** Requests on this pool: running or waiting. */
+  active: number;
+  lastUsed: number;
+}
 
 export interface PoolStats {
   readonly pools: number;
@@ -83,11 +67,45 @@ export interface PoolStats {
   readonly open: number;
 }
 
+/** A connection held exclusively: its queries run one after the other, nothing else joins. */
+export interface Session {
+  query: WireConnection["query"];
+}
+
+function load(slot: Slot): number {
+  return slot.connection.pending + slot.reserved;
+}
+
+function usable(slot: Slot, exclusive: boolean, now: number): boolean {
+  if (slot.exclusive || slot.connection.broken) return false;
+  const queued = load(slot);
+  if (queued === 0) return true;
+  if (exclusive || queued >= PIPELINE_DEPTH) return false;
+  // Queries not written yet (the connection is still starting) have not been running at all.
+  return now - (slot.connection.oldestSentAt ?? now) < FRESH_MS;
+}
+
+/** The connection to use: the fullest one still taking queries, so a busy moment shares one write. */
+function pick(entry: Entry, exclusive: boolean): Slot | undefined {
+  const now = performance.now();
+  let best: Slot | undefined;
+  for (const slot of entry.slots) {
+    if (!usable(slot, exclusive, now)) continue;
+    if (!best || load(slot) > load(best)) best = slot;
+  }
+  return best;
+}
+
+/** Marks a connection as granted, synchronously, so the next grant sees it taken. */
+function claim(slot: Slot, exclusive: boolean): void {
+  if (exclusive) slot.exclusive = true;
+  else slot.reserved += 1;
+}
+
 export class PoolManager {
   private readonly entries = new Map<string, Entry>();
   private readonly budget: Semaphore;
   private readonly sweeper: NodeJS.Timeout;
-  private open = 0;
   private closed = false;
 
   constructor(private readonly limits: PoolLimits) {
@@ -99,99 +117,41 @@ export class PoolManager {
   stats(): PoolStats {
     let active = 0;
     for (const entry of this.entries.values()) active += entry.active;
-    return { pools: this.entries.size, active, open: this.open };
+    return { pools: this.entries.size, active, open: this.budget.size - this.budget.free };
   }
 
-  private entryFor(target: Target): Entry {
-    const existing = this.entries.get(target.key);
-    if (existing) return existing;
-    const pool = new pg.Pool({
-      host: target.host,
-      port: target.port,
-      user: target.user,
-      password: target.password,
-      database: target.database,
-      max: this.limits.maxPerPool,
-      idleTimeoutMillis: this.limits.idleMs,
-      connectionTimeoutMillis: this.limits.acquireTimeoutMs,
-      application_name: "tenantry-gateway",
-      types: RAW_TEXT_TYPES,
-      ...(this.limits.statementTimeoutMs ? { statement_timeout: this.limits.statementTimeoutMs } : {}),
-    });
-    pool.on("connect", () => {
-      this.open += 1;
-    });
-    pool.on("remove", () => {
-      this.open -= 1;
-    });
-    // An idle client whose server went away: the pool drops it; nothing to answer.
-    pool.on("error", () => {});
-    const entry: Entry = { pool, slots: new Semaphore(this.limits.maxPerPool), active: 0, lastUsed: Date.now() };
-    this.entries.set(target.key, entry);
-    return entry;
+  /** Runs one query, pipelined with others on a shared connection. */
+  query(target: Target, text: string, params: Parameters<Session["query"]>[1]) {
+    return this.withSlot(target, false, (slot) => slot.connection.query(text, params));
   }
 
-  /** Closes pools with no connection in use, least recently used first, until `need` are free. */
-  private makeRoom(need: number, except: Entry): void {
-    const idle = [...this.entries.entries()]
-      .filter(([, entry]) => entry !== except && entry.active === 0 && entry.pool.totalCount > 0)
-      .sort(([, a], [, b]) => a.lastUsed - b.lastUsed);
-    let freed = 0;
-    for (const [key, entry] of idle) {
-      if (this.open + need - freed <= this.limits.maxTotal) break;
-      freed += entry.pool.totalCount;
-      this.entries.delete(key);
-      void entry.pool.end();
-    }
+  /** Runs `work` on a connection of its own (a transaction, a COPY), within the same limits. */
+  exclusive<T>(target: Target, work: (session: Session) => Promise<T>): Promise<T> {
+    return this.withSlot(target, true, (slot) =>
+      work({ query: (text, params) => slot.connection.query(text, params) }),
+    );
   }
 
-  private evictIdle(olderThan: number): void {
-    for (const [key, entry] of this.entries) {
-      if (entry.active === 0 && entry.lastUsed < olderThan) {
-        this.entries.delete(key);
-        void entry.pool.end();
-      }
-    }
-  }
-
-  /** Runs `work` with a client for `target`, within the per-pool and global limits. */
-  async withClient<T>(target: Target, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /** `work` must queue its first query synchronously: a shared grant is reserved only until then. */
+  private async withSlot<T>(target: Target, exclusive: boolean, work: (slot: Slot) => Promise<T>): Promise<T> {
     if (this.closed) throw new GatewayError(503, "57P01", "the gateway is shutting down");
     const entry = this.entryFor(target);
     entry.active += 1;
     entry.lastUsed = Date.now();
     try {
-      await entry.slots.acquire(this.limits.acquireTimeoutMs, `a connection to ${target.label}`);
+      const slot = await this.acquire(entry, exclusive);
+      let running: Promise<T>;
       try {
-        await this.budget.acquire(this.limits.acquireTimeoutMs, "the gateway's global connection budget");
-        try {
-          if (entry.pool.idleCount === 0) this.makeRoom(1, entry);
-          const client = await entry.pool.connect();
-          let broken: Error | undefined;
-          // The pool listens for errors only on idle clients. A checked-out one whose server goes
-          // away between two queries (its database dropped WITH (FORCE), the backend terminated)
-          // emits "error" with no query to take it: unheard, that would crash the process.
-          const onError = (error: Error) => {
-            broken ??= error;
-          };
-          client.on("error", onError);
-          try {
-            return await work(client);
-          } catch (error) {
-            // A connection-level failure leaves the client unusable: destroy rather than reuse it.
-            if (!isPostgresError(error) || error.severity === "FATAL") {
-              broken ??= error instanceof Error ? error : new Error(String(error));
-            }
-            throw error;
-          } finally {
-            client.removeListener("error", onError);
-            client.release(broken);
-          }
-        } finally {
-          this.budget.release();
-        }
+        running = work(slot);
       } finally {
-        entry.slots.release();
+        if (!exclusive) slot.reserved -= 1;
+      }
+      try {
+        return await running;
+      } finally {
+        slot.exclusive = false;
+        slot.lastUsed = Date.now();
+        this.settle(entry);
       }
     } finally {
       entry.active -= 1;
@@ -199,11 +159,148 @@ export class PoolManager {
     }
   }
 
+  private entryFor(target: Target): Entry {
+    let entry = this.entries.get(target.key);
+    if (!entry) {
+      entry = { target, slots: [], opening: 0, waiters: [], active: 0, lastUsed: Date.now() };
+      this.entries.set(target.key, entry);
+    }
+    return entry;
+  }
+
+  private acquire(entry: Entry, exclusive: boolean): Promise<Slot> {
+    const ready = entry.waiters.length === 0 ? pick(entry, exclusive) : undefined;
+    if (ready) {
+      claim(ready, exclusive);
+      return Promise.resolve(ready);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        entry.waiters.splice(entry.waiters.indexOf(waiter), 1);
+        const what = `a connection to ${entry.target.label}`;
+        reject(
+          new GatewayError(503, "53300", `timed out after ${this.limits.acquireTimeoutMs} ms waiting for ${what}`),
+        );
+      }, this.limits.acquireTimeoutMs);
+      const waiter: Waiter = {
+        exclusive,
+        grant: (slot) => {
+          clearTimeout(timer);
+          claim(slot, exclusive);
+          resolve(slot);
+        },
+        open: () => {
+          clearTimeout(timer);
+          this.open(entry, exclusive).then(resolve, reject);
+        },
+      };
+      entry.waiters.push(waiter);
+      this.settle(entry);
+    });
+  }
+
+  /** Hands free connections to waiters in order, and opens connections for the rest while allowed. */
+  private settle(entry: Entry): void {
+    while (entry.waiters.length > 0) {
+      const waiter = entry.waiters[0] as Waiter;
+      const slot = pick(entry, waiter.exclusive);
+      if (slot) {
+        entry.waiters.shift();
+        waiter.grant(slot);
+      } else if (entry.slots.length + entry.opening < this.limits.maxPerPool && !this.closed) {
+        entry.waiters.shift();
+        waiter.open();
+      } else {
+        return;
+      }
+    }
+  }
+
+  /**
+   * Opens a connection for a waiter, claimed for it before anyone else can see it. With the budget
+   * free this happens at once, so the queries of the same moment can join it while it starts.
+   */
+  private open(entry: Entry, exclusive: boolean): Promise<Slot> {
+    if (this.budget.free === 0) this.makeRoom(entry);
+    if (this.budget.tryAcquire()) return Promise.resolve(this.connect(entry, exclusive));
+    entry.opening += 1;
+    return this.budget
+      .acquire(this.limits.acquireTimeoutMs, "the gateway's global connection budget")
+      .then(() => this.connect(entry, exclusive))
+      .finally(() => {
+        entry.opening -= 1;
+      });
+  }
+
+  /** A new connection on `entry`, holding a budget permit the caller took. */
+  private connect(entry: Entry, exclusive: boolean): Slot {
+    const connection = new WireConnection({
+      host: entry.target.host,
+      port: entry.target.port,
+      user: entry.target.user,
+      password: entry.target.password,
+      database: entry.target.database,
+      applicationName: "tenantry-gateway",
+      statementTimeoutMs: this.limits.statementTimeoutMs,
+      connectTimeoutMs: this.limits.acquireTimeoutMs,
+    });
+    const slot: Slot = { connection, exclusive: false, reserved: 0, lastUsed: Date.now() };
+    claim(slot, exclusive);
+    entry.slots.push(slot);
+    // A connection that breaks (its backend terminated, the server gone) leaves at once.
+    connection.onBroken = () => {
+      if (this.removeSlot(entry, slot)) this.settle(entry);
+    };
+    return slot;
+  }
+
+  /** Closes idle connections of other pools, least recently used first, to free one budget slot. */
+  private makeRoom(except: Entry): void {
+    const idle: { entry: Entry; slot: Slot }[] = [];
+    for (const entry of this.entries.values()) {
+      if (entry === except) continue;
+      for (const slot of entry.slots) if (!slot.exclusive && slot.connection.pending === 0) idle.push({ entry, slot });
+    }
+    const oldest = idle.sort((a, b) => a.slot.lastUsed - b.slot.lastUsed)[0];
+    if (oldest) this.closeSlot(oldest.entry, oldest.slot);
+  }
+
+  /** Takes a connection off its pool and frees its budget slot; false when it was already off. */
+  private removeSlot(entry: Entry, slot: Slot): boolean {
+    const index = entry.slots.indexOf(slot);
+    if (index < 0) return false;
+    entry.slots.splice(index, 1);
+    this.budget.release();
+    return true;
+  }
+
+  private closeSlot(entry: Entry, slot: Slot): void {
+    this.removeSlot(entry, slot);
+    void slot.connection.close();
+  }
+
+  private evictIdle(olderThan: number): void {
+    for (const [key, entry] of this.entries) {
+      for (const slot of [...entry.slots]) {
+        if (!slot.exclusive && slot.connection.pending === 0 && slot.lastUsed < olderThan) this.closeSlot(entry, slot);
+      }
+      if (entry.active === 0 && entry.slots.length === 0 && entry.opening === 0 && entry.lastUsed < olderThan) {
+        this.entries.delete(key);
+      }
+    }
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
-    const pools = [...this.entries.values()].map((entry) => entry.pool.end());
+    const closing: Promise<void>[] = [];
+    for (const entry of this.entries.values()) {
+      for (const slot of [...entry.slots]) {
+        this.removeSlot(entry, slot);
+        closing.push(slot.connection.close());
+      }
+    }
     this.entries.clear();
-    await Promise.allSettled(pools);
+    await Promise.allSettled(closing);
   }
 }

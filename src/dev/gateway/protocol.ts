@@ -261,7 +261,8 @@ export interface FieldInfo {
 }
 
 export interface ResultShape {
-  readonly command: string;
+  /** Null when Postgres sent no command tag (an empty query), as `pg` reports it. */
+  readonly command: string | null;
   readonly rowCount: number | null;
   readonly rows: readonly (readonly (string | null)[])[];
   readonly fields: readonly FieldInfo[];

@@ -5,7 +5,7 @@
  * the status and body Neon would answer with. No HTTP routing here: see server.ts.
  */
 import type { IncomingMessage } from "node:http";
-import type pg from "pg";
+import type { WireResult } from "./pg-wire.ts";
 import { isPostgresError, type PoolManager } from "./pools.ts";
 import {
   beginStatement,
@@ -15,7 +15,6 @@ import {
   parseBatchOptions,
   parseRequestBody,
   parseResponseOptions,
-  type QuerySpec,
   type ResultShape,
   shapeResult,
   type Target,
@@ -31,21 +30,17 @@ export interface SqlHandlerConfig {
   readonly maxResponseBytes: number;
 }
 
-async function runQuery(client: pg.PoolClient, spec: QuerySpec): Promise<ResultShape> {
-  // Extended protocol always, as Neon does: one statement per query, parameters bound server-side.
-  const result = await client.query({
-    text: spec.query,
-    values: spec.params as unknown[],
-    rowMode: "array",
-    queryMode: "extended",
-  } as pg.QueryArrayConfig);
-  return {
-    command: result.command,
-    rowCount: result.rowCount,
-    rows: result.rows as (string | null)[][],
-    fields: result.fields.map((field) => ({ ...field, format: field.format ?? "text" })),
-  };
+/** The result as the protocol shapes it; `format` is always text here (Neon's raw text output). */
+function toShape(result: WireResult): ResultShape {
+  return { command: result.command, rowCount: result.rowCount, rows: result.rows, fields: result.fields };
 }
+
+/**
+ * A query that may ask for COPY data gets a connection of its own: Postgres ignores the Syncs sent
+ * during COPY FROM STDIN, so a query pipelined behind it would be read as bad COPY input. The test is
+ * deliberately loose (any "copy" in the text): a false match only costs the pipelining.
+ */
+const MAY_COPY = /copy/i;
 
 /** Connection failures (refused, reset, timed out) are the upstream's fault: 502, not a 400. */
 export function classify(error: unknown, target: Target | undefined): { status: number; body: Record<string, string> } {
@@ -77,20 +72,27 @@ export async function handleSql(
   const body = parseRequestBody(text);
   const batchOptions = body.kind === "batch" ? parseBatchOptions(request.headers) : undefined;
 
-  const payload = await config.pools.withClient(target, async (client) => {
-    if (body.kind === "single") return shapeResult(await runQuery(client, body.query), shape);
-    await client.query(beginStatement(batchOptions ?? parseBatchOptions({})));
-    try {
-      const results = [];
-      for (const spec of body.queries) results.push(shapeResult(await runQuery(client, spec), shape));
-      await client.query("COMMIT");
-      return { results };
-    } catch (error) {
-      // A failing statement rolls the whole batch back, as on Neon.
-      await client.query("ROLLBACK");
-      throw error;
-    }
-  });
+  const { pools } = config;
+  const payload =
+    body.kind === "single" && !MAY_COPY.test(body.query.query)
+      ? shapeResult(toShape(await pools.query(target, body.query.query, body.query.params)), shape)
+      : await pools.exclusive(target, async (session) => {
+          if (body.kind === "single") {
+            return shapeResult(toShape(await session.query(body.query.query, body.query.params)), shape);
+          }
+          await session.query(beginStatement(batchOptions ?? parseBatchOptions({})), []);
+          try {
+            const results = [];
+            for (const spec of body.queries)
+              results.push(shapeResult(toShape(await session.query(spec.query, spec.params)), shape));
+            await session.query("COMMIT", []);
+            return { results };
+          } catch (error) {
+            // A failing statement rolls the whole batch back, as on Neon.
+            await session.query("ROLLBACK", []).catch(() => {});
+            throw error;
+          }
+        });
   // Encoded once: the size check and the Content-Length use the same bytes that are sent.
   const json = Buffer.from(JSON.stringify(payload));
   if (json.length > config.maxResponseBytes) {
