@@ -10,8 +10,9 @@
  *
  * Like fetch: an aborted `init.signal` rejects with its reason (at once if already aborted, and
  * mid-flight after destroying the request); a network failure rejects with `TypeError("fetch
- * failed", { cause })`. Unlike fetch: redirects are returned as they are, not followed, and no
- * `accept-encoding` is sent, so answers come back uncompressed (the gateway never compresses).
+ * failed", { cause })`. Unlike fetch: redirects are returned as they are, not followed, no
+ * `accept-encoding` is sent, so answers come back uncompressed (the gateway never compresses), and
+ * `response.url` is empty.
  */
 import { Agent, type IncomingMessage, request } from "node:http";
 import type { neonConfig } from "@neondatabase/serverless";

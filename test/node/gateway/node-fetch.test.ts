@@ -260,6 +260,18 @@ describe("the fetch outside the gateway", () => {
     expect(platformFetch).toHaveBeenCalledWith("https://api.example.neon.tech/sql", init);
     expect(response).toBe(answer);
   });
+
+  it("gatewayFetch hands a Request object, or a body it does not send itself, to globalThis.fetch", async () => {
+    const platformFetch = vi.spyOn(globalThis, "fetch").mockImplementation(async () => new Response("platform"));
+    const request = new Request("http://127.0.0.1:1/sql", { method: "POST", body: "{}" });
+    const blobInit: RequestInit = { method: "POST", body: new Blob(["{}"]) };
+    expect(await (await gatewayFetch(request)).text()).toBe("platform");
+    expect(await (await gatewayFetch("http://127.0.0.1:1/sql", blobInit)).text()).toBe("platform");
+    expect(platformFetch.mock.calls).toEqual([
+      [request, undefined],
+      ["http://127.0.0.1:1/sql", blobInit],
+    ]);
+  });
 });
 
 describe("gatewayFetch as a fetch", () => {
