@@ -5,15 +5,17 @@
  *
  * Laid out as in real use. The gateway runs in a process of its own (bench/gateway-process.ts), as
  * it does beside workerd under `npm run dev` and the Worker tests: sharing this process's event
- * loop with the client charged every HTTP query twice on one thread. The 8-in-flight HTTP figure
- * runs `neon()` inside workerd (bench/gateway-client/), where a Worker's queries come from, with
- * workerd's `fetch`; the baseline stays `pg.Pool` straight to Postgres at the same 8 in flight, and
- * the two alternate in rounds so drift on a shared machine hits both alike.
+ * loop with the client charged every HTTP query twice on one thread.
  *
- * The client's own share is measured too: `neon()` against a canned `/sql` answer that touches no
- * database, from workerd and from Node. In Node, `neon()` goes through undici's `fetch`, which at 8
- * in flight caps the HTTP path well below `pg` direct on its own; that Node figure is kept for
- * reference (it is what the CLI sees), labelled as such.
+ * The 8-in-flight HTTP ratio compares like with like: both clients in this Node process, each the
+ * real driver with its best transport, `pg.Pool` straight to Postgres and `neon()` through the
+ * gateway with `gatewayFetch`, the keep-alive `node:http` fetch every Node user of the local stack
+ * gets (`useGatewayFetch`: seed, migrations, node tests). All paths alternate in rounds so drift on
+ * a shared machine hits them alike. Also measured, each under its own label: `neon()` with Node's
+ * default fetch (undici), `neon()` inside workerd as a Worker under miniflare sends its queries
+ * (bench/gateway-client/; miniflare routes every outbound fetch through a JavaScript interceptor
+ * Worker), `Pool` over the `/v2` WebSocket, and each HTTP client's own ceiling: `neon()` against a
+ * canned `/sql` answer that touches no database.
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
@@ -22,6 +24,7 @@ import { neon, neonConfig, Pool } from "@neondatabase/serverless";
 import pg from "pg";
 import ws from "ws";
 import { startTestPostgres } from "../../src/dev/postgres.ts";
+import { gatewayFetch, useGatewayFetch } from "../../src/dev/gateway/node-fetch.ts";
 import { applyLocalNeon } from "../../src/shared/neon-local.ts";
 import { startWorkerdClient, type WorkerdClient } from "../gateway-client/client.ts";
 import { type GatewayProcess, startGatewayProcess } from "../gateway-process.ts";
@@ -33,6 +36,7 @@ import {
   ratio,
   type Suite,
   type SuiteResult,
+  type Timed,
   timeCalls,
 } from "../lib.ts";
 
@@ -140,6 +144,7 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     await direct.query("ANALYZE items");
 
     applyLocalNeon(neonConfig, { NEON_FETCH_ENDPOINT: gateway.url });
+    useGatewayFetch(neonConfig, gateway.url);
     neonConfig.webSocketConstructor = ws;
     const sql = neon(url);
     sessions = new Pool({ connectionString: url, max: concurrent.concurrency });
@@ -172,18 +177,31 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     const gatewayUrl = gateway.url;
     const cannedUrl = canned.url;
     const calls = (fn: () => Promise<unknown>) => (n: number, c: number) => timeCalls(fn, n, c);
-    // The gateway's own CPU over the workerd runs: its cost per query, apart from the clients'.
-    const gatewayCpu = { seconds: 0, queries: 0 };
-    const viaGateway = async (n: number, c: number) => {
-      const before = gatewayProcess.cpuSeconds() ?? Number.NaN;
-      const timed = await client.run(gatewayUrl, n, c);
-      gatewayCpu.seconds += (gatewayProcess.cpuSeconds() ?? Number.NaN) - before;
-      gatewayCpu.queries += n;
-      return timed;
+    // The gateway's own CPU per query, apart from the clients', for the cases that go through it.
+    const gatewayCpu = new Map<string, { seconds: number; queries: number }>();
+    const metered =
+      (name: string, run: (n: number, c: number) => Promise<Timed>) =>
+      async (n: number, c: number): Promise<Timed> => {
+        const before = gatewayProcess.cpuSeconds() ?? Number.NaN;
+        const timed = await run(n, c);
+        const total = gatewayCpu.get(name) ?? { seconds: 0, queries: 0 };
+        total.seconds += (gatewayProcess.cpuSeconds() ?? Number.NaN) - before;
+        total.queries += n;
+        gatewayCpu.set(name, total);
+        return timed;
+      };
+    const cpuPerQuery = (name: string) => {
+      const total = gatewayCpu.get(name);
+      return total ? Math.round((total.seconds / total.queries) * 1e6) : Number.NaN;
     };
-    neonConfig.fetchEndpoint = cannedUrl;
-    const nodeToCanned = neon(url);
-    neonConfig.fetchEndpoint = gatewayUrl;
+    // The driver reads fetchEndpoint and fetchFunction from neonConfig at every query, so each
+    // Node case sets both before it runs (cases run one at a time).
+    const viaNode =
+      (endpoint: string, fetchFunction: typeof gatewayFetch | undefined) => (n: number, c: number) => {
+        neonConfig.fetchEndpoint = endpoint;
+        neonConfig.fetchFunction = fetchFunction;
+        return timeCalls(() => sql.query("SELECT 1"), n, c);
+      };
     ctx.log(
       `SELECT 1 ×8, every path in ${concurrent.rounds} alternating rounds (${concurrent.iterations} iterations each)`,
     );
@@ -192,11 +210,13 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
       await measureAlternating(
         {
           "SELECT 1 ×8 · pg.Pool direct": calls(() => directPool.query("SELECT 1")),
-          "SELECT 1 ×8 · neon() in workerd via gateway": viaGateway,
+          "SELECT 1 ×8 · neon() in Node via gateway": metered("node", viaNode(gatewayUrl, gatewayFetch)),
+          "SELECT 1 ×8 · neon() in Node via gateway, default fetch": viaNode(gatewayUrl, undefined),
+          "SELECT 1 ×8 · neon() in workerd via gateway": metered("workerd", (n, c) => client.run(gatewayUrl, n, c)),
           "SELECT 1 ×8 · Pool via gateway /v2": calls(() => overWebSocket.query("SELECT 1")),
-          "SELECT 1 ×8 · neon() in Node via gateway": calls(() => sql.query("SELECT 1")),
+          "SELECT 1 ×8 · neon() in Node to a canned /sql (client only)": viaNode(cannedUrl, gatewayFetch),
+          "SELECT 1 ×8 · neon() in Node to a canned /sql, default fetch (client only)": viaNode(cannedUrl, undefined),
           "SELECT 1 ×8 · neon() in workerd to a canned /sql (client only)": (n, c) => client.run(cannedUrl, n, c),
-          "SELECT 1 ×8 · neon() in Node to a canned /sql (client only)": calls(() => nodeToCanned.query("SELECT 1")),
         },
         concurrent,
       ),
@@ -216,24 +236,29 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
           p50(`${ROWS} rows · neon() via gateway`),
           p50(`${ROWS} rows · pg direct`),
         ),
-        "SELECT 1 ×8 throughput ratio (gateway / direct)": vsPool("SELECT 1 ×8 · neon() in workerd via gateway"),
+        "SELECT 1 ×8 throughput ratio (gateway / direct)": vsPool("SELECT 1 ×8 · neon() in Node via gateway"),
+        "SELECT 1 ×8 client-only ceiling ratio (neon() to canned /sql / direct)": vsPool(
+          "SELECT 1 ×8 · neon() in Node to a canned /sql (client only)",
+        ),
         "SELECT 1 p50 ratio (Pool via /v2 / direct)": ratio(
           p50("SELECT 1 · Pool via gateway /v2"),
           p50("SELECT 1 · pg direct"),
         ),
         "SELECT 1 ×8 throughput ratio (Pool via /v2 / direct)": vsPool("SELECT 1 ×8 · Pool via gateway /v2"),
-        "SELECT 1 ×8 client-only ceiling ratio (neon() to canned /sql / direct)": vsPool(
+        "SELECT 1 ×8 throughput ratio, Node default fetch (undici)": vsPool(
+          "SELECT 1 ×8 · neon() in Node via gateway, default fetch",
+        ),
+        "SELECT 1 ×8 client-only ceiling ratio, Node default fetch (undici)": vsPool(
+          "SELECT 1 ×8 · neon() in Node to a canned /sql, default fetch (client only)",
+        ),
+        "SELECT 1 ×8 throughput ratio, workerd client under miniflare": vsPool(
+          "SELECT 1 ×8 · neon() in workerd via gateway",
+        ),
+        "SELECT 1 ×8 client-only ceiling ratio, workerd client under miniflare": vsPool(
           "SELECT 1 ×8 · neon() in workerd to a canned /sql (client only)",
         ),
-        "SELECT 1 ×8 throughput ratio, Node client (neon() in Node via gateway / direct)": vsPool(
-          "SELECT 1 ×8 · neon() in Node via gateway",
-        ),
-        "SELECT 1 ×8 client-only ceiling ratio, Node client (neon() in Node to canned /sql / direct)": vsPool(
-          "SELECT 1 ×8 · neon() in Node to a canned /sql (client only)",
-        ),
-        "gateway CPU per /sql SELECT 1 at 8 in flight (µs, its own process)": Math.round(
-          (gatewayCpu.seconds / gatewayCpu.queries) * 1e6,
-        ),
+        "gateway CPU per /sql SELECT 1 at 8 in flight, Node client (µs, its own process)": cpuPerQuery("node"),
+        "gateway CPU per /sql SELECT 1 at 8 in flight, workerd client (µs, its own process)": cpuPerQuery("workerd"),
         "wide response size (bytes on the wire)": await responseBytes(gateway.url, url, wideQuery),
       },
     };
