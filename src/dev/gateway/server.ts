@@ -2,8 +2,8 @@
  * A Neon-compatible SQL-over-HTTP gateway for local development and tests (dev-only).
  *
  * It speaks what `@neondatabase/serverless` `neon()` sends (POST /sql, see NEON-HTTP.md) and runs
- * each request on a real Postgres through pipelined connections (pools.ts), so Worker code is identical in production,
- * in `wrangler dev` and in tests. User, password and database come from the connection string the
+ * each request on a real Postgres through pipelined connections (pools.ts), so Worker code is
+ * identical in production, in `wrangler dev` and in tests. User, password and database come from the connection string the
  * client sends and are checked by Postgres itself. The same port serves Neon's WebSocket protocol
  * on `/v2` for `Pool` and `Client` sessions (ws-proxy.ts). Browsers are kept out of both
  * (browser-policy.ts): the
