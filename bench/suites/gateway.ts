@@ -23,8 +23,8 @@ import type { AddressInfo } from "node:net";
 import { neon, neonConfig, Pool } from "@neondatabase/serverless";
 import pg from "pg";
 import ws from "ws";
-import { startTestPostgres } from "../../src/dev/postgres.ts";
 import { gatewayFetch, useGatewayFetch } from "../../src/dev/gateway/node-fetch.ts";
+import { startTestPostgres } from "../../src/dev/postgres.ts";
 import { applyLocalNeon } from "../../src/shared/neon-local.ts";
 import { startWorkerdClient, type WorkerdClient } from "../gateway-client/client.ts";
 import { type GatewayProcess, startGatewayProcess } from "../gateway-process.ts";
@@ -196,12 +196,11 @@ async function run(ctx: BenchContext): Promise<SuiteResult> {
     };
     // The driver reads fetchEndpoint and fetchFunction from neonConfig at every query, so each
     // Node case sets both before it runs (cases run one at a time).
-    const viaNode =
-      (endpoint: string, fetchFunction: typeof gatewayFetch | undefined) => (n: number, c: number) => {
-        neonConfig.fetchEndpoint = endpoint;
-        neonConfig.fetchFunction = fetchFunction;
-        return timeCalls(() => sql.query("SELECT 1"), n, c);
-      };
+    const viaNode = (endpoint: string, fetchFunction: typeof gatewayFetch | undefined) => (n: number, c: number) => {
+      neonConfig.fetchEndpoint = endpoint;
+      neonConfig.fetchFunction = fetchFunction;
+      return timeCalls(() => sql.query("SELECT 1"), n, c);
+    };
     ctx.log(
       `SELECT 1 ×8, every path in ${concurrent.rounds} alternating rounds (${concurrent.iterations} iterations each)`,
     );
