@@ -16,8 +16,13 @@
  * `response.url` is empty.
  */
 import type { IncomingHttpHeaders } from "node:http";
+import { createRequire } from "node:module";
 import type { neonConfig } from "@neondatabase/serverless";
-import { type Dispatcher, Pool } from "undici";
+import type { Dispatcher, Pool } from "undici";
+
+// The Pool class alone: undici's index installs its own Agent as the process-wide dispatcher of
+// Node's built-in fetch on load, which would change every other fetch in the process.
+const UndiciPool = createRequire(import.meta.url)("undici/lib/dispatcher/pool.js") as typeof Pool;
 
 /**
  * One keep-alive connection pool per origin for every call: a socket per call is the cost this
@@ -29,7 +34,7 @@ const pools = new Map<string, Pool>();
 function poolFor(origin: string): Pool {
   let pool = pools.get(origin);
   if (!pool) {
-    pool = new Pool(origin, { connections: 64 });
+    pool = new UndiciPool(origin, { connections: 64 });
     pools.set(origin, pool);
   }
   return pool;

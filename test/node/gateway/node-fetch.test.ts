@@ -3,8 +3,10 @@
  * Node's default fetch: the same query set, errors, batches and aborts must come out identical
  * both ways, over a handful of kept-alive TCP connections; `https:` is never taken over.
  */
+import { execFile } from "node:child_process";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { promisify } from "node:util";
 import { NeonDbError, neon, neonConfig } from "@neondatabase/serverless";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { gatewayFetch, useGatewayFetch } from "../../../src/dev/gateway/node-fetch.ts";
@@ -329,5 +331,27 @@ describe("gatewayFetch as a fetch", () => {
     expect(viaFetch).toMatchObject({ status: 201, statusText: "Made Here", repeat: "one, two" });
     expect(viaFetch.json).toMatchObject({ method: "POST", url: "/echo?x=1", chunked: null });
     expect(viaNodeHttp).toEqual(viaFetch);
+  });
+
+  it("leaves Node's own fetch as it was: a forwarded request with its Content-Length still goes through", async () => {
+    // Loading undici's index would make its Agent the dispatcher of Node's built-in fetch, which
+    // refuses a caller's content-length header (miniflare's outbound hook forwards one). That
+    // happens only if the module loads before Node's fetch first runs, so: a fresh process.
+    const moduleUrl = new URL("../../../src/dev/gateway/node-fetch.ts", import.meta.url).href;
+    const script = `
+      const { gatewayFetch } = await import(${JSON.stringify(moduleUrl)});
+      await (await gatewayFetch(${JSON.stringify(echoUrl)}, { method: "POST", body: "x" })).text();
+      const forwarded = await fetch(${JSON.stringify(echoUrl)}, {
+        method: "POST", headers: { "content-length": "3", "x-custom": "c" }, body: new Uint8Array([1, 2, 3]),
+      });
+      console.log(JSON.stringify({ status: forwarded.status, body: await forwarded.json() }));`;
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
+      script,
+    ]);
+    expect(JSON.parse(stdout)).toMatchObject({ status: 201, body: { custom: "c", length: "3", bytes: [1, 2, 3] } });
   });
 });
