@@ -13,22 +13,14 @@ import { connect, type Socket } from "node:net";
 import { type DatabaseError, parse, serialize } from "pg-protocol";
 import type { BackendMessage } from "pg-protocol/dist/messages.js";
 import { md5Password, type ScramProof, type ScramSession, scramContinue, scramFinish, scramStart } from "./pg-auth.ts";
+import type { FieldInfo, Param, ResultShape } from "./protocol.ts";
 
-export interface WireField {
-  readonly name: string;
-  readonly tableID: number;
-  readonly columnID: number;
-  readonly dataTypeID: number;
-  readonly dataTypeSize: number;
-  readonly dataTypeModifier: number;
-  readonly format: string;
-}
-
-export interface WireResult {
+/** One query's answer, filled in as its messages arrive; it is the `ResultShape` the protocol shapes. */
+export interface WireResult extends ResultShape {
   command: string | null;
   rowCount: number | null;
   readonly rows: (string | null)[][];
-  fields: WireField[];
+  fields: readonly FieldInfo[];
 }
 
 export interface WireOptions {
@@ -41,8 +33,6 @@ export interface WireOptions {
   readonly statementTimeoutMs?: number | undefined;
   readonly connectTimeoutMs: number;
 }
-
-export type WireParam = string | number | boolean | null;
 
 interface Pending {
   readonly resolve: (result: WireResult) => void;
@@ -99,7 +89,7 @@ export class WireConnection {
   }
 
   /** Queues one query; it is written with the others queued in this turn of the event loop. */
-  query(text: string, params: readonly WireParam[]): Promise<WireResult> {
+  query(text: string, params: readonly Param[]): Promise<WireResult> {
     if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
       this.sent.push({
@@ -175,7 +165,7 @@ export class WireConnection {
     const head = this.sent[0];
     switch (message.name) {
       case "rowDescription":
-        if (head) head.result.fields = (message as unknown as { fields: WireField[] }).fields;
+        if (head) head.result.fields = (message as unknown as { fields: FieldInfo[] }).fields;
         return;
       case "dataRow":
         head?.result.rows.push((message as unknown as { fields: (string | null)[] }).fields);

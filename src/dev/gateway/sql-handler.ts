@@ -5,7 +5,6 @@
  * the status and body Neon would answer with. No HTTP routing here: see server.ts.
  */
 import type { IncomingMessage } from "node:http";
-import type { WireResult } from "./pg-wire.ts";
 import { isPostgresError, type PoolManager } from "./pools.ts";
 import {
   beginStatement,
@@ -15,7 +14,6 @@ import {
   parseBatchOptions,
   parseRequestBody,
   parseResponseOptions,
-  type ResultShape,
   shapeResult,
   type Target,
 } from "./protocol.ts";
@@ -28,11 +26,6 @@ export interface SqlHandlerConfig {
   readonly allowed: ReadonlySet<string> | "any";
   readonly maxBodyBytes: number;
   readonly maxResponseBytes: number;
-}
-
-/** The result as the protocol shapes it; `format` is always text here (Neon's raw text output). */
-function toShape(result: WireResult): ResultShape {
-  return { command: result.command, rowCount: result.rowCount, rows: result.rows, fields: result.fields };
 }
 
 /**
@@ -75,16 +68,16 @@ export async function handleSql(
   const { pools } = config;
   const payload =
     body.kind === "single" && !MAY_COPY.test(body.query.query)
-      ? shapeResult(toShape(await pools.query(target, body.query.query, body.query.params)), shape)
+      ? shapeResult(await pools.query(target, body.query.query, body.query.params), shape)
       : await pools.exclusive(target, async (session) => {
           if (body.kind === "single") {
-            return shapeResult(toShape(await session.query(body.query.query, body.query.params)), shape);
+            return shapeResult(await session.query(body.query.query, body.query.params), shape);
           }
           await session.query(beginStatement(batchOptions ?? parseBatchOptions({})), []);
           try {
             const results = [];
             for (const spec of body.queries)
-              results.push(shapeResult(toShape(await session.query(spec.query, spec.params)), shape));
+              results.push(shapeResult(await session.query(spec.query, spec.params), shape));
             await session.query("COMMIT", []);
             return { results };
           } catch (error) {
